@@ -1,0 +1,313 @@
+//! Ingest stage: Parquet interaction logs → validated, filtered, decayed
+//! contributions → [`MultiGraph`].
+//!
+//! Files are validated one by one (so errors name the file and row), then
+//! DataFusion runs the selection (time window, layers, self-ratings) and the
+//! decay as SQL over the validated rows. The sums per (src, dst, layer) happen
+//! in the graph builder, in canonical order, because a hash aggregate's float
+//! sums depend on partitioning and would break bit-identical scores.
+
+pub mod convert;
+pub mod files;
+pub mod read;
+pub mod time;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::graph::{AgentIndex, GraphBuilder, MultiGraph};
+
+/// What to select from the logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestOptions {
+    /// Layers to keep; `None` keeps all. Names must exist in the logs.
+    pub layers: Option<Vec<String>>,
+    /// Keep rows with ts >= since (epoch ms).
+    pub since_ms: Option<i64>,
+    /// Keep rows with ts < until (epoch ms).
+    pub until_ms: Option<i64>,
+    /// Exponential decay half-life in seconds; "now" is the latest ts read.
+    pub half_life_s: Option<f64>,
+}
+
+/// Counts for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngestStats {
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_used: u64,
+    pub rows_dropped: DropCounts,
+    /// Latest ts over all rows read (epoch ms); the decay reference time.
+    pub latest_ts_ms: Option<i64>,
+    /// Layers present in the logs, sorted.
+    pub layers_present: Vec<String>,
+    pub read_seconds: f64,
+    pub aggregate_seconds: f64,
+    pub build_seconds: f64,
+}
+
+/// Rows read but not scored, by reason (first matching reason wins, in this order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DropCounts {
+    pub self_rating: u64,
+    pub outside_window: u64,
+    pub layer_not_selected: u64,
+}
+
+/// Validated rows of all files, before selection.
+pub struct LogTable {
+    pub files: Vec<PathBuf>,
+    batches: Vec<RecordBatch>,
+    pub rows: u64,
+    pub latest_ts_ms: Option<i64>,
+    /// Sorted distinct layer names.
+    pub layers: Vec<String>,
+    /// Every src and dst (the agent set), dense ids by name.
+    pub agents: AgentIndex,
+    pub read_seconds: f64,
+}
+
+impl LogTable {
+    /// Reads and validates every file.
+    pub fn read(files: Vec<PathBuf>) -> Result<Self> {
+        let start = std::time::Instant::now();
+        let mut batches = Vec::new();
+        for f in &files {
+            batches.extend(read::read_file(f)?);
+        }
+        let mut rows = 0u64;
+        let mut latest: Option<i64> = None;
+        let mut names: HashSet<&str> = HashSet::new();
+        let mut layers: HashSet<&str> = HashSet::new();
+        for b in &batches {
+            rows += b.num_rows() as u64;
+            let ts = b.column(0).as_primitive::<Int64Type>();
+            if let Some(m) = arrow::compute::max(ts) {
+                latest = Some(latest.map_or(m, |l| l.max(m)));
+            }
+            for c in [1, 2] {
+                names.extend(b.column(c).as_string::<i32>().iter().flatten());
+            }
+            layers.extend(b.column(3).as_string::<i32>().iter().flatten());
+        }
+        let agents = AgentIndex::from_names(names.iter().copied());
+        let mut layers: Vec<String> = layers.into_iter().map(String::from).collect();
+        layers.sort();
+        Ok(LogTable {
+            files,
+            batches,
+            rows,
+            latest_ts_ms: latest,
+            layers,
+            agents,
+            read_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs the selection and builds the graph. `evidence_layers` are kept in
+    /// addition to `opts.layers` (costly layers corroborate cheap ones even
+    /// when they are not scored themselves).
+    pub fn select(
+        &self,
+        opts: &IngestOptions,
+        evidence_layers: &[String],
+    ) -> Result<(MultiGraph, IngestStats)> {
+        let layer_names: Vec<String> = match &opts.layers {
+            None => self.layers.clone(),
+            Some(sel) => {
+                let mut v: Vec<String> = Vec::new();
+                for name in sel.iter().chain(evidence_layers) {
+                    self.check_layer(name)?;
+                    if !v.contains(name) {
+                        v.push(name.clone());
+                    }
+                }
+                v
+            }
+        };
+        for name in evidence_layers {
+            self.check_layer(name)?;
+        }
+        if self.rows == 0 {
+            return Err(Error::Empty(format!(
+                "no rows in {}",
+                display_files(&self.files)
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(rayon::current_num_threads().max(1))
+            .build()?;
+        let t0 = std::time::Instant::now();
+        let (graph_input, drops) = rt.block_on(self.query(opts, &layer_names))?;
+        let aggregate_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = std::time::Instant::now();
+        let mut builder = GraphBuilder::new(self.agents.clone(), layer_names.clone());
+        let mut used = 0u64;
+        for b in &graph_input {
+            used += b.num_rows() as u64;
+            let src = b.column(0).as_string::<i32>();
+            let dst = b.column(1).as_string::<i32>();
+            let layer = b.column(2).as_string::<i32>();
+            let trust = b.column(3).as_primitive::<Float64Type>();
+            let volume = b.column(4).as_primitive::<Float64Type>();
+            builder.reserve(b.num_rows());
+            for r in 0..b.num_rows() {
+                let l = layer_names
+                    .iter()
+                    .position(|n| n == layer.value(r))
+                    .expect("query keeps selected layers only");
+                builder.push(
+                    l as u32,
+                    self.agents
+                        .id(src.value(r))
+                        .expect("agent set covers every row"),
+                    self.agents
+                        .id(dst.value(r))
+                        .expect("agent set covers every row"),
+                    trust.value(r),
+                    volume.value(r),
+                );
+            }
+        }
+        let graph = builder.build()?;
+        if used == 0 {
+            return Err(Error::Empty(format!(
+                "all {} rows were dropped by the filters (self-ratings {}, outside the time window {}, layer not selected {})",
+                self.rows, drops.self_rating, drops.outside_window, drops.layer_not_selected
+            )));
+        }
+        let stats = IngestStats {
+            files: self.files.len(),
+            rows_read: self.rows,
+            rows_used: used,
+            rows_dropped: drops,
+            latest_ts_ms: self.latest_ts_ms,
+            layers_present: self.layers.clone(),
+            read_seconds: self.read_seconds,
+            aggregate_seconds,
+            build_seconds: t1.elapsed().as_secs_f64(),
+        };
+        Ok((graph, stats))
+    }
+
+    fn check_layer(&self, name: &str) -> Result<()> {
+        if self.layers.iter().any(|l| l == name) {
+            Ok(())
+        } else {
+            Err(Error::param(format!(
+                "unknown layer `{name}`: the logs have {}",
+                quoted_list(&self.layers)
+            )))
+        }
+    }
+
+    async fn query(
+        &self,
+        opts: &IngestOptions,
+        layers: &[String],
+    ) -> Result<(Vec<RecordBatch>, DropCounts)> {
+        let parts = rayon::current_num_threads().max(1);
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_target_partitions(parts));
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
+        for (i, b) in self.batches.iter().enumerate() {
+            partitions[i % parts].push(b.clone());
+        }
+        let table = MemTable::try_new(read::canonical_schema(), partitions)?;
+        ctx.register_table("log", Arc::new(table))?;
+
+        let mut window = vec!["TRUE".to_string()];
+        if let Some(s) = opts.since_ms {
+            window.push(format!("ts >= {s}"));
+        }
+        if let Some(u) = opts.until_ms {
+            window.push(format!("ts < {u}"));
+        }
+        let window = window.join(" AND ");
+        let layer_in = format!(
+            "layer IN ({})",
+            layers
+                .iter()
+                .map(|l| sql_string(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let decay = match (opts.half_life_s, self.latest_ts_ms) {
+            (Some(h), Some(now)) => {
+                format!("power(2.0, CAST(ts - {now} AS DOUBLE) / {:e})", h * 1000.0)
+            }
+            _ => "1.0".to_string(),
+        };
+
+        let counts = ctx
+            .sql(&format!(
+                "SELECT
+                   sum(CASE WHEN src = dst THEN 1 ELSE 0 END),
+                   sum(CASE WHEN src <> dst AND NOT ({window}) THEN 1 ELSE 0 END),
+                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END)
+                 FROM log"
+            ))
+            .await?
+            .collect()
+            .await?;
+        let c = &counts[0];
+        let get = |i: usize| -> u64 {
+            let a = c.column(i).as_primitive::<Int64Type>();
+            if a.is_null(0) {
+                0
+            } else {
+                a.value(0) as u64
+            }
+        };
+        let drops = DropCounts {
+            self_rating: get(0),
+            outside_window: get(1),
+            layer_not_selected: get(2),
+        };
+
+        let df = ctx
+            .sql(&format!(
+                "SELECT src, dst, layer,
+                        weight * outcome * {decay} AS trust,
+                        weight * {decay} AS volume
+                 FROM log
+                 WHERE src <> dst AND ({window}) AND {layer_in}"
+            ))
+            .await?;
+        let mut stream = df.execute_stream().await?;
+        let mut out = Vec::new();
+        while let Some(b) = stream.next().await {
+            out.push(b?);
+        }
+        Ok((out, drops))
+    }
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub(crate) fn quoted_list(v: &[String]) -> String {
+    v.iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn display_files(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,228 @@
+//! Reading one log file: schema check, normalisation to the canonical schema,
+//! and row-level validation with exact row numbers.
+//!
+//! Files are read with the parquet crate's sequential reader rather than a
+//! parallel scan because an error must name the row, and row numbers are only
+//! meaningful in file order.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use crate::error::{Error, Result};
+
+/// The schema every file is normalised to: ts in epoch milliseconds, plain
+/// strings, f64 outcome and weight.
+pub fn canonical_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Int64, false),
+        Field::new("src", DataType::Utf8, false),
+        Field::new("dst", DataType::Utf8, false),
+        Field::new("layer", DataType::Utf8, false),
+        Field::new("outcome", DataType::Float64, false),
+        Field::new("weight", DataType::Float64, false),
+    ]))
+}
+
+const TS_EXPECTED: &str = "timestamp (any unit) or int64 epoch milliseconds";
+const STR_EXPECTED: &str = "utf8 or dictionary of utf8";
+const NUM_EXPECTED: &str = "float32 or float64";
+
+/// Reads and validates one file into canonical batches.
+pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
+    let read_err = |e: &dyn std::fmt::Display| Error::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = File::open(path).map_err(|e| read_err(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(&e))?;
+    let schema = builder.schema().clone();
+    let mut wanted = Vec::new();
+    for (name, expected) in [
+        ("ts", TS_EXPECTED),
+        ("src", STR_EXPECTED),
+        ("dst", STR_EXPECTED),
+        ("layer", STR_EXPECTED),
+        ("outcome", NUM_EXPECTED),
+    ] {
+        let (idx, field) = schema
+            .column_with_name(name)
+            .ok_or_else(|| Error::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.into(),
+                expected: expected.into(),
+            })?;
+        check_type(path, name, field.data_type())?;
+        wanted.push(idx);
+    }
+    let has_weight = match schema.column_with_name("weight") {
+        Some((idx, field)) => {
+            check_type(path, "weight", field.data_type())?;
+            wanted.push(idx);
+            true
+        }
+        None => false,
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| read_err(&e))?;
+    let mut out = Vec::new();
+    let mut row0: u64 = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| read_err(&e))?;
+        let rows = batch.num_rows();
+        out.push(normalise(path, &batch, has_weight, row0)?);
+        row0 += rows as u64;
+    }
+    Ok(out)
+}
+
+fn check_type(path: &Path, column: &str, dt: &DataType) -> Result<()> {
+    let ok = match column {
+        "ts" => matches!(dt, DataType::Timestamp(_, _) | DataType::Int64),
+        "outcome" | "weight" => matches!(dt, DataType::Float32 | DataType::Float64),
+        _ => is_string(dt),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match column {
+        "ts" => TS_EXPECTED,
+        "outcome" | "weight" => NUM_EXPECTED,
+        _ => STR_EXPECTED,
+    };
+    Err(Error::ColumnType {
+        path: path.to_path_buf(),
+        column: column.into(),
+        found: dt.to_string(),
+        expected: expected.into(),
+    })
+}
+
+fn is_string(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+fn normalise(path: &Path, batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordBatch> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("projected column")
+            .clone()
+    };
+    let bad = |column: &str, i: usize, message: String| Error::BadValue {
+        path: path.to_path_buf(),
+        column: column.into(),
+        row: row0 + i as u64 + 1,
+        message,
+    };
+
+    let ts_raw = col("ts");
+    let ts: ArrayRef = match ts_raw.data_type() {
+        DataType::Int64 => ts_raw,
+        _ => cast(
+            &cast(&ts_raw, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+            &DataType::Int64,
+        )?,
+    };
+    if let Some(i) = first_null(ts.as_ref()) {
+        return Err(bad("ts", i, "null timestamp".into()));
+    }
+
+    let mut strings = Vec::new();
+    for name in ["src", "dst", "layer"] {
+        let a = cast(&col(name), &DataType::Utf8)?;
+        let s = a.as_string::<i32>();
+        for i in 0..s.len() {
+            if s.is_null(i) {
+                return Err(bad(name, i, format!("null {}", what(name))));
+            }
+            if s.value(i).is_empty() {
+                return Err(bad(name, i, format!("empty {}", what(name))));
+            }
+        }
+        strings.push(a);
+    }
+
+    let outcome = cast(&col("outcome"), &DataType::Float64)?;
+    let o = outcome.as_primitive::<arrow::datatypes::Float64Type>();
+    for i in 0..o.len() {
+        if o.is_null(i) {
+            return Err(bad("outcome", i, "null outcome".into()));
+        }
+        let v = o.value(i);
+        if !v.is_finite() {
+            return Err(bad(
+                "outcome",
+                i,
+                format!("outcome is {v}, expected a finite number in [-1, 1]"),
+            ));
+        }
+        if !(-1.0..=1.0).contains(&v) {
+            return Err(bad("outcome", i, format!("outcome {v} is outside [-1, 1]")));
+        }
+    }
+
+    let weight: ArrayRef = if has_weight {
+        let w = cast(&col("weight"), &DataType::Float64)?;
+        let wa = w.as_primitive::<arrow::datatypes::Float64Type>();
+        let mut vals = Vec::with_capacity(wa.len());
+        for i in 0..wa.len() {
+            // An absent weight means the default, as for an absent column.
+            let v = if wa.is_null(i) { 1.0 } else { wa.value(i) };
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(
+                    "weight",
+                    i,
+                    format!("weight is {v}, expected a finite number >= 0"),
+                ));
+            }
+            vals.push(v);
+        }
+        Arc::new(Float64Array::from(vals))
+    } else {
+        Arc::new(Float64Array::from(vec![1.0; batch.num_rows()]))
+    };
+
+    let ts: Int64Array = ts.as_primitive::<arrow::datatypes::Int64Type>().clone();
+    let strip = |a: &ArrayRef| -> StringArray { a.as_string::<i32>().clone() };
+    Ok(RecordBatch::try_new(
+        canonical_schema(),
+        vec![
+            Arc::new(ts),
+            Arc::new(strip(&strings[0])),
+            Arc::new(strip(&strings[1])),
+            Arc::new(strip(&strings[2])),
+            outcome,
+            weight,
+        ],
+    )?)
+}
+
+fn what(column: &str) -> &'static str {
+    if column == "layer" {
+        "layer name"
+    } else {
+        "agent id"
+    }
+}
+
+fn first_null(a: &dyn Array) -> Option<usize> {
+    if a.null_count() == 0 {
+        return None;
+    }
+    (0..a.len()).find(|&i| a.is_null(i))
+}

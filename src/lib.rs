@@ -1,0 +1,16 @@
+//! trustmesh: trust and mechanism analytics for open agent networks.
+//!
+//! Data flows one way through the stage modules:
+//! `ingest` (Parquet logs → validated contributions) → `graph` (dense ids,
+//! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
+//! as a second back end of the same trait → output.
+
+pub mod error;
+pub mod gpu;
+pub mod graph;
+pub mod ingest;
+pub mod output;
+pub mod score;
+pub mod trust;
+
+pub use error::{Error, Result};

@@ -1,0 +1,244 @@
+//! The `trustmesh` command line. Parsing and printing only: every job lives in
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use trustmesh::ingest::convert::{self, Format};
+use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
+use trustmesh::score::{self, DistrustMode, ScoreConfig};
+use trustmesh::trust::{CpuBackend, FlatTail, TrustBackend};
+
+#[derive(Parser)]
+#[command(
+    name = "trustmesh",
+    version,
+    about = "Trust and mechanism analytics for open agent networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compute MG-EigenTrust scores from Parquet interaction logs.
+    Score(ScoreArgs),
+    /// Turn a public trust data set (SNAP, KONECT, TSV) into a Parquet log.
+    Convert(ConvertArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Device {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Distrust {
+    Ignore,
+    Discount,
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// Log file, directory of *.parquet, or glob; repeatable.
+    #[arg(long = "log", required = true)]
+    logs: Vec<String>,
+    /// Output Parquet file (agent, score, rank).
+    #[arg(long)]
+    out: PathBuf,
+    /// Layers to score, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<String>>,
+    /// Layer weight NAME=W (repeatable; normalised to sum 1).
+    #[arg(long = "layer-weight", value_parser = parse_layer_weight)]
+    layer_weight: Vec<(String, f64)>,
+    /// Cheap layers, whose edges need corroboration by costly layers.
+    #[arg(long, value_delimiter = ',')]
+    cheap: Vec<String>,
+    /// Costly layers, whose volume corroborates cheap edges.
+    #[arg(long, value_delimiter = ',')]
+    costly: Vec<String>,
+    /// Share of a cheap edge kept without corroboration.
+    #[arg(long, default_value_t = 0.2)]
+    beta: f64,
+    /// Costly volume at which a cheap edge keeps all its trust.
+    #[arg(long, default_value_t = 1.0)]
+    tau: f64,
+    /// File with one pre-trusted agent id per line.
+    #[arg(long)]
+    pretrusted: Option<PathBuf>,
+    /// Teleport probability (weight of pre-trust).
+    #[arg(long, default_value_t = 0.15)]
+    alpha: f64,
+    /// Stop when the L1 change is below this (default 1e-9 on CPU, 1e-6 on GPU).
+    #[arg(long)]
+    epsilon: Option<f64>,
+    /// Iteration cap.
+    #[arg(long, default_value_t = 200)]
+    max_iter: u32,
+    /// Time-decay half-life, e.g. 7d, 12h, 3600 (seconds).
+    #[arg(long)]
+    half_life: Option<String>,
+    /// Keep rows at or after this time (RFC 3339 or date, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Keep rows before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Also stop once the top order is unchanged for this many iterations.
+    #[arg(long)]
+    flat_tail: Option<u32>,
+    /// How many top agents --flat-tail watches.
+    #[arg(long, default_value_t = 100, requires = "flat_tail")]
+    flat_tail_top: usize,
+    /// Use negative trust: ignore (original EigenTrust) or discount.
+    #[arg(long, value_enum, default_value_t = Distrust::Ignore)]
+    distrust: Distrust,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// Write a JSON report of counts, iterations and stage timings.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// How many top agents to print.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Input format: snap-signed, konect or tsv.
+    #[arg(long = "from")]
+    from: String,
+    /// Input text file (plain or gzip).
+    input: PathBuf,
+    /// Output Parquet log.
+    #[arg(long)]
+    out: PathBuf,
+    /// Layer name for every row.
+    #[arg(long, default_value = "trust")]
+    layer: String,
+    /// Ratings are divided by this to give outcomes in [-1, 1].
+    #[arg(long, default_value_t = 1.0)]
+    rating_scale: f64,
+}
+
+fn parse_layer_weight(s: &str) -> std::result::Result<(String, f64), String> {
+    let (name, w) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=WEIGHT, e.g. payment=0.7"))?;
+    let w: f64 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: weight `{w}` is not a number"))?;
+    if name.trim().is_empty() {
+        return Err(format!("`{s}`: empty layer name"));
+    }
+    Ok((name.trim().to_string(), w))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(a) => run_score(a),
+        Command::Convert(a) => run_convert(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backend(device: Device) -> Result<Box<dyn TrustBackend>> {
+    match device {
+        Device::Cpu | Device::Auto => Ok(Box::new(CpuBackend)),
+        Device::Gpu => {
+            bail!("--device gpu: the GPU back end is not built into this version; use --device cpu")
+        }
+    }
+}
+
+fn run_score(a: ScoreArgs) -> Result<()> {
+    let mut cfg = ScoreConfig::new(a.logs);
+    cfg.ingest.layers = a.layers;
+    cfg.ingest.half_life_s = a.half_life.as_deref().map(parse_duration_s).transpose()?;
+    cfg.ingest.since_ms = a.since.as_deref().map(parse_instant_ms).transpose()?;
+    cfg.ingest.until_ms = a.until.as_deref().map(parse_instant_ms).transpose()?;
+    cfg.layer_weights = a.layer_weight;
+    cfg.cheap = a.cheap;
+    cfg.costly = a.costly;
+    cfg.beta = a.beta;
+    cfg.tau = a.tau;
+    cfg.pretrusted = a.pretrusted;
+    cfg.alpha = a.alpha;
+    cfg.epsilon = a.epsilon;
+    cfg.max_iter = a.max_iter;
+    cfg.flat_tail = a.flat_tail.map(|iterations| FlatTail {
+        iterations,
+        top: a.flat_tail_top,
+    });
+    cfg.distrust = match a.distrust {
+        Distrust::Ignore => DistrustMode::Ignore,
+        Distrust::Discount => DistrustMode::Discount,
+    };
+    let backend = backend(a.device)?;
+    let mut out = score::run(&cfg, backend.as_ref())?;
+
+    let t = Instant::now();
+    trustmesh::output::write_scores(&a.out, &out.scores)?;
+    out.report.seconds.write = t.elapsed().as_secs_f64();
+    if let Some(path) = &a.report {
+        let json = serde_json::to_string_pretty(&out.report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+
+    let r = &out.report;
+    println!(
+        "scored {} agents from {} of {} rows ({} file{}) on {}: {} iterations ({}), residual {:.2e}, error bound {:.2e}",
+        r.agents,
+        r.rows_used,
+        r.rows_read,
+        r.files,
+        if r.files == 1 { "" } else { "s" },
+        r.device,
+        r.iterations,
+        r.stop,
+        r.residual,
+        r.error_bound
+    );
+    println!("wrote {}", a.out.display());
+    let order = out.scores.order();
+    println!("{:>6}  {:<24} {:>12}", "rank", "agent", "score");
+    for (pos, &i) in order.iter().take(a.top).enumerate() {
+        println!(
+            "{:>6}  {:<24} {:>12.6e}",
+            pos + 1,
+            out.scores.agents[i],
+            out.scores.scores[i]
+        );
+    }
+    Ok(())
+}
+
+fn run_convert(a: ConvertArgs) -> Result<()> {
+    let format: Format = a.from.parse()?;
+    let s = convert::convert(format, &a.input, &a.out, &a.layer, a.rating_scale)?;
+    println!(
+        "wrote {} rows to {} ({} lines skipped: comments, blanks, header)",
+        s.rows,
+        a.out.display(),
+        s.skipped_lines
+    );
+    Ok(())
+}

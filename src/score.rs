@@ -1,0 +1,341 @@
+//! The batch scoring job: logs in, one trust vector out, plus the report.
+//!
+//! This is the one place that strings the stages together for `trustmesh
+//! score`; it resolves command-line level choices (which layers, which weights,
+//! which pre-trust) against what the logs actually contain, so every such
+//! mistake is caught before any work is done.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::graph::MultiGraph;
+use crate::ingest::{files, quoted_list, IngestOptions, IngestStats, LogTable};
+use crate::trust::{
+    build_matrices, distrust, pretrust, Column, IterParams, LocalTrustConfig, ScoredLayer, Scores,
+    StopReason, TrustBackend,
+};
+
+/// How negative local trust is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistrustMode {
+    /// Original EigenTrust: negative trust is clipped to zero.
+    #[default]
+    Ignore,
+    /// One-shot discount after convergence (see `trust::distrust`).
+    Discount,
+}
+
+/// Everything `score` needs, as the user gave it.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreConfig {
+    pub logs: Vec<String>,
+    pub ingest: IngestOptions,
+    /// `--layer-weight NAME=W`, in the order given.
+    pub layer_weights: Vec<(String, f64)>,
+    pub cheap: Vec<String>,
+    pub costly: Vec<String>,
+    pub beta: f64,
+    pub tau: f64,
+    pub pretrusted: Option<PathBuf>,
+    /// Iteration parameters; `epsilon` of `None` takes the back end's default.
+    pub alpha: f64,
+    pub epsilon: Option<f64>,
+    pub max_iter: u32,
+    pub flat_tail: Option<crate::trust::FlatTail>,
+    pub distrust: DistrustMode,
+}
+
+/// Result of a scoring run.
+pub struct ScoreOutput {
+    pub scores: Scores,
+    pub report: Report,
+}
+
+/// The `--report` JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub device: String,
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_used: u64,
+    pub rows_dropped: crate::ingest::DropCounts,
+    pub agents: usize,
+    pub layers: Vec<LayerReport>,
+    pub edges_per_layer: BTreeMap<String, usize>,
+    pub alpha: f64,
+    pub epsilon: f64,
+    pub iterations: u32,
+    pub residual: f64,
+    /// residual / alpha: L1 distance to the exact fixed point is at most this.
+    pub error_bound: f64,
+    pub stop: StopReason,
+    pub distrust: DistrustMode,
+    pub distrust_applied: bool,
+    pub seconds: StageSeconds,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub name: String,
+    pub weight: f64,
+    pub cheap: bool,
+    pub costly: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageSeconds {
+    pub read: f64,
+    pub aggregate: f64,
+    pub build: f64,
+    pub iterate: f64,
+    pub write: f64,
+}
+
+impl ScoreConfig {
+    /// Defaults of DESIGN.md §3.
+    pub fn new(logs: Vec<String>) -> Self {
+        ScoreConfig {
+            logs,
+            beta: 0.2,
+            tau: 1.0,
+            alpha: 0.15,
+            max_iter: 200,
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads the logs and builds the graph and the local-trust configuration.
+pub fn prepare(cfg: &ScoreConfig) -> Result<(MultiGraph, LocalTrustConfig, IngestStats)> {
+    let table = LogTable::read(files::resolve(&cfg.logs)?)?;
+    let scored = scored_layers(cfg, &table.layers)?;
+    let mut opts = cfg.ingest.clone();
+    opts.layers = Some(scored.iter().map(|(n, _)| n.clone()).collect());
+    for name in cfg.cheap.iter().chain(&cfg.costly) {
+        if !table.layers.contains(name) {
+            return Err(Error::param(format!(
+                "unknown layer `{name}` in --cheap/--costly: the logs have {}",
+                quoted_list(&table.layers)
+            )));
+        }
+    }
+    for name in &cfg.cheap {
+        if !scored.iter().any(|(n, _)| n == name) {
+            return Err(Error::param(format!(
+                "--cheap layer `{name}` is not among the scored layers"
+            )));
+        }
+        if cfg.costly.contains(name) {
+            return Err(Error::param(format!(
+                "layer `{name}` cannot be both cheap and costly"
+            )));
+        }
+    }
+    if !cfg.cheap.is_empty() && cfg.costly.is_empty() {
+        return Err(Error::param(
+            "--cheap needs at least one --costly layer to corroborate it",
+        ));
+    }
+    let (graph, stats) = table.select(&opts, &cfg.costly)?;
+    let local = LocalTrustConfig {
+        layers: scored
+            .iter()
+            .map(|(name, w)| ScoredLayer {
+                index: graph
+                    .layer_index(name)
+                    .expect("selected layer is in the graph"),
+                weight: *w,
+                cheap: cfg.cheap.contains(name),
+            })
+            .collect(),
+        costly: cfg
+            .costly
+            .iter()
+            .map(|n| {
+                graph
+                    .layer_index(n)
+                    .expect("evidence layer is in the graph")
+            })
+            .collect(),
+        beta: cfg.beta,
+        tau: cfg.tau,
+    };
+    Ok((graph, local, stats))
+}
+
+/// Runs the whole job on `backend`.
+pub fn run(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput> {
+    let params = IterParams {
+        alpha: cfg.alpha,
+        epsilon: cfg.epsilon.unwrap_or_else(|| backend.default_epsilon()),
+        max_iter: cfg.max_iter,
+        flat_tail: cfg.flat_tail,
+    };
+    params.validate()?;
+    let (graph, local, stats) = prepare(cfg)?;
+    let t_build = Instant::now();
+    let (c, d) = build_matrices(&graph, &local)?;
+    let p = match &cfg.pretrusted {
+        Some(path) => pretrust::from_set(
+            &graph.agents,
+            &read_id_list(path)?,
+            &path.display().to_string(),
+        )?,
+        None => pretrust::uniform(graph.n()),
+    };
+    let build_extra = t_build.elapsed().as_secs_f64();
+
+    let t_iter = Instant::now();
+    let mut v = backend.solve(&c, &[Column::new(p)], &params)?.remove(0);
+    let (distrust_applied, scores) = match cfg.distrust {
+        DistrustMode::Ignore => (false, std::mem::take(&mut v.scores)),
+        DistrustMode::Discount => {
+            let (s, ok) = distrust::discount(&v.scores, &d);
+            (ok, s)
+        }
+    };
+    let iterate = t_iter.elapsed().as_secs_f64();
+
+    let report = Report {
+        device: backend.name(),
+        files: stats.files,
+        rows_read: stats.rows_read,
+        rows_used: stats.rows_used,
+        rows_dropped: stats.rows_dropped.clone(),
+        agents: graph.n(),
+        layers: layer_reports(&graph, &local),
+        edges_per_layer: graph
+            .layers
+            .iter()
+            .map(|l| (l.name.clone(), l.edges()))
+            .collect(),
+        alpha: params.alpha,
+        epsilon: params.epsilon,
+        iterations: v.iterations,
+        residual: v.residual,
+        error_bound: v.error_bound(params.alpha),
+        stop: v.stop,
+        distrust: cfg.distrust,
+        distrust_applied,
+        seconds: StageSeconds {
+            read: stats.read_seconds,
+            aggregate: stats.aggregate_seconds,
+            build: stats.build_seconds + build_extra,
+            iterate,
+            write: 0.0,
+        },
+    };
+    Ok(ScoreOutput {
+        scores: Scores::new(&graph.agents, scores),
+        report,
+    })
+}
+
+fn layer_reports(g: &MultiGraph, local: &LocalTrustConfig) -> Vec<LayerReport> {
+    g.layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let s = local.layers.iter().find(|s| s.index == i);
+            LayerReport {
+                name: l.name.clone(),
+                weight: s.map_or(0.0, |s| s.weight),
+                cheap: s.is_some_and(|s| s.cheap),
+                costly: local.costly.contains(&i),
+            }
+        })
+        .collect()
+}
+
+/// Scored layers with their normalised weights λ, in a fixed order: the order
+/// of `--layers`, else of `--layer-weight`, else the sorted layer names.
+fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f64)>> {
+    let check = |name: &str, flag: &str| -> Result<()> {
+        if present.iter().any(|p| p == name) {
+            Ok(())
+        } else {
+            Err(Error::param(format!(
+                "unknown layer `{name}` in {flag}: the logs have {}",
+                quoted_list(present)
+            )))
+        }
+    };
+    let names: Vec<String> = match &cfg.ingest.layers {
+        Some(l) => {
+            for n in l {
+                check(n, "--layers")?;
+            }
+            let mut v: Vec<String> = Vec::new();
+            for n in l {
+                if !v.contains(n) {
+                    v.push(n.clone());
+                }
+            }
+            v
+        }
+        None if !cfg.layer_weights.is_empty() => {
+            cfg.layer_weights.iter().map(|(n, _)| n.clone()).collect()
+        }
+        None => present.to_vec(),
+    };
+    if names.is_empty() {
+        return Err(Error::param("no layers to score"));
+    }
+    if cfg.layer_weights.is_empty() {
+        let w = 1.0 / names.len() as f64;
+        return Ok(names.into_iter().map(|n| (n, w)).collect());
+    }
+    let mut weights = Vec::new();
+    for (n, w) in &cfg.layer_weights {
+        check(n, "--layer-weight")?;
+        if !names.contains(n) {
+            return Err(Error::param(format!(
+                "--layer-weight names `{n}`, which is not in --layers"
+            )));
+        }
+        if !(*w >= 0.0 && w.is_finite()) {
+            return Err(Error::param(format!(
+                "--layer-weight {n}={w}: weight must be a finite number >= 0"
+            )));
+        }
+        if cfg.layer_weights.iter().filter(|(m, _)| m == n).count() > 1 {
+            return Err(Error::param(format!(
+                "--layer-weight given twice for `{n}`"
+            )));
+        }
+    }
+    for n in &names {
+        match cfg.layer_weights.iter().find(|(m, _)| m == n) {
+            Some((_, w)) => weights.push((n.clone(), *w)),
+            None => {
+                return Err(Error::param(format!(
+                    "layer `{n}` is scored but has no --layer-weight"
+                )))
+            }
+        }
+    }
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return Err(Error::param("--layer-weight values sum to zero"));
+    }
+    Ok(weights.into_iter().map(|(n, w)| (n, w / total)).collect())
+}
+
+/// One agent id per line; blank lines and `#` comments are ignored.
+pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}

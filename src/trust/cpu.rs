@@ -1,0 +1,518 @@
+//! Multi-threaded f64 reference back end.
+//!
+//! Determinism: each output score is a sequential sum over its pull-form row in
+//! stored order, written by exactly one thread; the two global reductions per
+//! iteration (L1 residual, dangling mass) are summed per fixed chunk of
+//! [`CHUNK`] targets and then across chunks in chunk order. Chunk boundaries
+//! depend only on n, never on the thread count, so every thread count gives
+//! bit-identical scores. A column's arithmetic does not depend on which other
+//! columns share its block either, so batched and single solves agree bit for bit.
+
+use rayon::prelude::*;
+
+use super::engine::{check_columns, Column, IterParams, StopReason, TrustBackend, TrustVector};
+use super::matrix::{EdgeWeights, TrustMatrix};
+use crate::error::{Error, Result};
+
+/// Targets per work item; also the granularity of the deterministic reductions.
+pub const CHUNK: usize = 2048;
+/// Most columns interleaved in one block (one matrix pass serves all of them).
+pub const MAX_BLOCK: usize = 16;
+
+/// The CPU back end; uses rayon's global pool (set RAYON_NUM_THREADS to pin it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend;
+
+impl TrustBackend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu (f64, {} threads)", rayon::current_num_threads())
+    }
+
+    fn default_epsilon(&self) -> f64 {
+        1e-9
+    }
+
+    fn solve(
+        &self,
+        matrix: &TrustMatrix,
+        columns: &[Column],
+        params: &IterParams,
+    ) -> Result<Vec<TrustVector>> {
+        params.validate()?;
+        check_columns(matrix, columns)?;
+        let mut out: Vec<Option<TrustVector>> = vec![None; columns.len()];
+        let ids: Vec<usize> = (0..columns.len()).collect();
+        for group in ids.chunks(MAX_BLOCK) {
+            let mut block = Block::new(matrix, columns, group)?;
+            while !block.cols.is_empty() {
+                block.step(matrix, params);
+                for (id, v) in block.retire(params) {
+                    out[id] = Some(v);
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| v.expect("every column retires"))
+            .collect())
+    }
+}
+
+/// Columns solved together, stored interleaved (n × w) so one gather of a
+/// source fetches all w values.
+struct Block {
+    cols: Vec<ColState>,
+    t: Vec<f64>,
+    p: Vec<f64>,
+    /// Dangling mass d·t per column for the current t.
+    mass: Vec<f64>,
+    n: usize,
+}
+
+struct ColState {
+    id: usize,
+    iterations: u32,
+    residual: f64,
+    top: Vec<u32>,
+    stable: u32,
+    stop: Option<StopReason>,
+}
+
+impl Block {
+    fn new(m: &TrustMatrix, columns: &[Column], ids: &[usize]) -> Result<Self> {
+        let (n, w) = (m.n(), ids.len());
+        let mut t = vec![0.0; n * w];
+        let mut p = vec![0.0; n * w];
+        for (k, &id) in ids.iter().enumerate() {
+            let c = &columns[id];
+            let start = match &c.start {
+                Some(s) => normalised(s, id)?,
+                None => c.pretrust.clone(),
+            };
+            for i in 0..n {
+                t[i * w + k] = start[i];
+                p[i * w + k] = c.pretrust[i];
+            }
+        }
+        let mass = dangling_mass(m.deficit(), &t, w);
+        Ok(Block {
+            cols: ids
+                .iter()
+                .map(|&id| ColState {
+                    id,
+                    iterations: 0,
+                    residual: f64::INFINITY,
+                    top: Vec::new(),
+                    stable: 0,
+                    stop: None,
+                })
+                .collect(),
+            t,
+            p,
+            mass,
+            n,
+        })
+    }
+
+    fn w(&self) -> usize {
+        self.cols.len()
+    }
+
+    fn step(&mut self, m: &TrustMatrix, params: &IterParams) {
+        let w = self.w();
+        let mut next = vec![0.0; self.n * w];
+        let (resid, mass) = iterate(m, &self.t, &self.p, &self.mass, w, params.alpha, &mut next);
+        self.t = next;
+        self.mass = mass;
+        for (k, c) in self.cols.iter_mut().enumerate() {
+            c.iterations += 1;
+            c.residual = resid[k];
+            if resid[k] < params.epsilon {
+                c.stop = Some(StopReason::Converged);
+            } else if let Some(ft) = params.flat_tail {
+                let top = top_order(&self.t, w, k, ft.top);
+                if top == c.top {
+                    c.stable += 1;
+                } else {
+                    c.stable = 0;
+                    c.top = top;
+                }
+                if c.stable >= ft.iterations {
+                    c.stop = Some(StopReason::FlatTail);
+                }
+            }
+            if c.stop.is_none() && c.iterations >= params.max_iter {
+                c.stop = Some(StopReason::MaxIter);
+            }
+        }
+    }
+
+    /// Removes finished columns, returning their vectors, and compacts the rest.
+    fn retire(&mut self, _params: &IterParams) -> Vec<(usize, TrustVector)> {
+        if self.cols.iter().all(|c| c.stop.is_none()) {
+            return Vec::new();
+        }
+        let (w, n) = (self.w(), self.n);
+        let keep: Vec<usize> = (0..w).filter(|&k| self.cols[k].stop.is_none()).collect();
+        let mut done = Vec::new();
+        for (k, c) in self.cols.iter().enumerate() {
+            if let Some(stop) = c.stop {
+                let scores = (0..n).map(|i| self.t[i * w + k]).collect();
+                done.push((
+                    c.id,
+                    TrustVector {
+                        scores,
+                        iterations: c.iterations,
+                        residual: c.residual,
+                        stop,
+                    },
+                ));
+            }
+        }
+        let nw = keep.len();
+        let gather = |v: &[f64]| -> Vec<f64> {
+            let mut out = vec![0.0; n * nw];
+            for i in 0..n {
+                for (kk, &k) in keep.iter().enumerate() {
+                    out[i * nw + kk] = v[i * w + k];
+                }
+            }
+            out
+        };
+        self.t = gather(&self.t);
+        self.p = gather(&self.p);
+        self.mass = keep.iter().map(|&k| self.mass[k]).collect();
+        let mut cols = std::mem::take(&mut self.cols);
+        let mut k = 0;
+        cols.retain(|_| {
+            k += 1;
+            keep.contains(&(k - 1))
+        });
+        self.cols = cols;
+        done
+    }
+}
+
+fn normalised(v: &[f64], id: usize) -> Result<Vec<f64>> {
+    let s: f64 = v.iter().sum();
+    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| !(*x >= 0.0)) {
+        return Err(Error::param(format!(
+            "column {id}: warm start must be non-negative with a positive sum"
+        )));
+    }
+    Ok(v.iter().map(|x| x / s).collect())
+}
+
+/// Σ_i d_i·t_i per column, in fixed chunks.
+fn dangling_mass(deficit: &[f64], t: &[f64], w: usize) -> Vec<f64> {
+    let partial: Vec<Vec<f64>> = deficit
+        .par_chunks(CHUNK)
+        .zip(t.par_chunks(CHUNK * w))
+        .map(|(d, t)| {
+            let mut acc = vec![0.0; w];
+            for (i, &di) in d.iter().enumerate() {
+                if di != 0.0 {
+                    for k in 0..w {
+                        acc[k] += di * t[i * w + k];
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    sum_partials(&partial, w)
+}
+
+fn sum_partials(partial: &[Vec<f64>], w: usize) -> Vec<f64> {
+    let mut total = vec![0.0; w];
+    for p in partial {
+        for k in 0..w {
+            total[k] += p[k];
+        }
+    }
+    total
+}
+
+/// One power-iteration step for a block of w columns. Returns the L1 residual
+/// and the dangling mass of `next`, per column.
+pub(crate) fn iterate(
+    m: &TrustMatrix,
+    t: &[f64],
+    p: &[f64],
+    mass: &[f64],
+    w: usize,
+    alpha: f64,
+    next: &mut [f64],
+) -> (Vec<f64>, Vec<f64>) {
+    // For per-source weights, gather pre-scaled values: 4 bytes read per edge.
+    let scaled;
+    let (x, edge_w): (&[f64], Option<&[f64]>) = match m.weights() {
+        EdgeWeights::PerSource(scale) => {
+            scaled = t
+                .par_chunks(CHUNK * w)
+                .zip(scale.par_chunks(CHUNK))
+                .flat_map_iter(|(tc, sc)| {
+                    tc.chunks(w)
+                        .zip(sc)
+                        .flat_map(move |(ti, &s)| ti.iter().map(move |v| v * s))
+                })
+                .collect::<Vec<f64>>();
+            (&scaled, None)
+        }
+        EdgeWeights::PerEdge(v) => (t, Some(v.as_slice())),
+    };
+    let ctx = StepCtx {
+        ptr: m.ptr(),
+        src: m.sources(),
+        edge_w,
+        x,
+        t,
+        p,
+        mass,
+        deficit: m.deficit(),
+        alpha,
+    };
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = next
+        .par_chunks_mut(CHUNK * w)
+        .enumerate()
+        .map(|(c, out)| dispatch(&ctx, w, c * CHUNK, out))
+        .collect();
+    let r: Vec<Vec<f64>> = partial.iter().map(|x| x.0.clone()).collect();
+    let d: Vec<Vec<f64>> = partial.iter().map(|x| x.1.clone()).collect();
+    (sum_partials(&r, w), sum_partials(&d, w))
+}
+
+struct StepCtx<'a> {
+    ptr: &'a [u32],
+    src: &'a [u32],
+    edge_w: Option<&'a [f64]>,
+    x: &'a [f64],
+    t: &'a [f64],
+    p: &'a [f64],
+    mass: &'a [f64],
+    deficit: &'a [f64],
+    alpha: f64,
+}
+
+fn dispatch(ctx: &StepCtx, w: usize, j0: usize, out: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
+    macro_rules! by_width {
+        ($($n:literal),*) => {
+            match w {
+                $($n => chunk::<$n>(ctx, j0, out),)*
+                _ => unreachable!("block width is at most MAX_BLOCK"),
+            }
+        };
+    }
+    by_width!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+}
+
+/// Computes targets j0.. for one chunk, W columns at once.
+fn chunk<const W: usize>(ctx: &StepCtx, j0: usize, out: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut resid = [0.0f64; W];
+    let mut mass_next = [0.0f64; W];
+    let mut mass = [0.0f64; W];
+    mass.copy_from_slice(ctx.mass);
+    let rows = out.len() / W;
+    let keep = 1.0 - ctx.alpha;
+    for r in 0..rows {
+        let j = j0 + r;
+        let (a, b) = (ctx.ptr[j] as usize, ctx.ptr[j + 1] as usize);
+        let mut acc = [0.0f64; W];
+        match ctx.edge_w {
+            None => {
+                for &i in &ctx.src[a..b] {
+                    let xi = &ctx.x[i as usize * W..i as usize * W + W];
+                    for k in 0..W {
+                        acc[k] += xi[k];
+                    }
+                }
+            }
+            Some(ew) => {
+                for (&i, &c) in ctx.src[a..b].iter().zip(&ew[a..b]) {
+                    let xi = &ctx.x[i as usize * W..i as usize * W + W];
+                    for k in 0..W {
+                        acc[k] += c * xi[k];
+                    }
+                }
+            }
+        }
+        let d = ctx.deficit[j];
+        for k in 0..W {
+            let pj = ctx.p[j * W + k];
+            let v = keep * (acc[k] + mass[k] * pj) + ctx.alpha * pj;
+            out[r * W + k] = v;
+            resid[k] += (v - ctx.t[j * W + k]).abs();
+            if d != 0.0 {
+                mass_next[k] += d * v;
+            }
+        }
+    }
+    (resid.to_vec(), mass_next.to_vec())
+}
+
+/// Agent ids of the `top` highest scores of column k, best first, ties by id.
+fn top_order(t: &[f64], w: usize, k: usize, top: usize) -> Vec<u32> {
+    let n = t.len() / w;
+    let score = |i: u32| t[i as usize * w + k];
+    let cmp = |a: &u32, b: &u32| score(*b).total_cmp(&score(*a)).then(a.cmp(b));
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let top = top.min(n);
+    if top < n {
+        idx.select_nth_unstable_by(top, cmp);
+        idx.truncate(top);
+    }
+    idx.sort_unstable_by(cmp);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_with_dangling() -> TrustMatrix {
+        // 0 -> 1 (1.0); 1 -> 0 (0.5), 1 -> 2 (0.5); 2 dangling; 3 isolated.
+        TrustMatrix::from_entries(
+            4,
+            vec![(0, 1, 1.0), (1, 0, 0.5), (1, 2, 0.5)],
+            vec![0.0, 0.0, 1.0, 1.0],
+        )
+        .unwrap()
+    }
+
+    /// Dense f64 power iteration written directly from the equations.
+    fn dense_reference(m: &TrustMatrix, p: &[f64], alpha: f64, iters: usize) -> Vec<f64> {
+        let n = m.n();
+        let mut c = vec![vec![0.0; n]; n];
+        for j in 0..n {
+            for e in m.ptr()[j] as usize..m.ptr()[j + 1] as usize {
+                c[m.sources()[e] as usize][j] = m.weight(e);
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                c[i][j] += m.deficit()[i] * p[j];
+            }
+        }
+        let mut t = p.to_vec();
+        for _ in 0..iters {
+            t = (0..n)
+                .map(|j| (1.0 - alpha) * (0..n).map(|i| c[i][j] * t[i]).sum::<f64>() + alpha * p[j])
+                .collect();
+        }
+        t
+    }
+
+    #[test]
+    fn matches_dense_reference_and_sums_to_one() {
+        let m = ring_with_dangling();
+        let p = vec![0.25; 4];
+        let params = IterParams {
+            epsilon: 1e-14,
+            max_iter: 1000,
+            ..Default::default()
+        };
+        let v = CpuBackend
+            .solve(&m, &[Column::new(p.clone())], &params)
+            .unwrap()
+            .remove(0);
+        assert_eq!(v.stop, StopReason::Converged);
+        let r = dense_reference(&m, &p, 0.15, 400);
+        for (a, b) in v.scores.iter().zip(&r) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        assert!((v.scores.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hand_computed_two_agents() {
+        // 0 and 1 trust each other fully; p = (1, 0), a = 0.5.
+        // t = 0.5·swap(t) + 0.5·p  =>  t0 = 0.5 t1 + 0.5, t1 = 0.5 t0  =>  t0 = 2/3, t1 = 1/3.
+        let m =
+            TrustMatrix::from_entries(2, vec![(0, 1, 1.0), (1, 0, 1.0)], vec![0.0, 0.0]).unwrap();
+        let params = IterParams {
+            alpha: 0.5,
+            epsilon: 1e-15,
+            max_iter: 500,
+            flat_tail: None,
+        };
+        let v = CpuBackend
+            .solve(&m, &[Column::new(vec![1.0, 0.0])], &params)
+            .unwrap()
+            .remove(0);
+        assert!((v.scores[0] - 2.0 / 3.0).abs() < 1e-14);
+        assert!((v.scores[1] - 1.0 / 3.0).abs() < 1e-14);
+        assert!(v.error_bound(0.5) < 1e-14);
+    }
+
+    #[test]
+    fn batch_equals_single_bit_for_bit() {
+        let m = ring_with_dangling();
+        let ps: Vec<Vec<f64>> = (0..19)
+            .map(|k| {
+                let mut p = vec![0.0; 4];
+                p[k % 4] = 0.5;
+                p[(k / 4) % 4] += 0.5;
+                p
+            })
+            .collect();
+        let cols: Vec<Column> = ps.iter().cloned().map(Column::new).collect();
+        let params = IterParams::default();
+        let batch = CpuBackend.solve(&m, &cols, &params).unwrap();
+        for (c, b) in cols.iter().zip(&batch) {
+            let single = CpuBackend
+                .solve(&m, std::slice::from_ref(c), &params)
+                .unwrap()
+                .remove(0);
+            assert_eq!(&single, b);
+        }
+    }
+
+    #[test]
+    fn warm_start_from_solution_stops_at_once() {
+        let m = ring_with_dangling();
+        let params = IterParams {
+            epsilon: 1e-12,
+            ..Default::default()
+        };
+        let cold = CpuBackend
+            .solve(&m, &[Column::new(vec![0.25; 4])], &params)
+            .unwrap()
+            .remove(0);
+        let warm = Column {
+            pretrust: vec![0.25; 4],
+            start: Some(cold.scores.clone()),
+        };
+        let v = CpuBackend.solve(&m, &[warm], &params).unwrap().remove(0);
+        assert_eq!(v.iterations, 1);
+        assert!(cold.iterations > 10);
+    }
+
+    #[test]
+    fn flat_tail_stops_early_and_max_iter_caps() {
+        let m = ring_with_dangling();
+        let p = vec![0.25; 4];
+        let flat = IterParams {
+            epsilon: 1e-15,
+            flat_tail: Some(super::super::engine::FlatTail {
+                iterations: 3,
+                top: 2,
+            }),
+            ..Default::default()
+        };
+        let v = CpuBackend
+            .solve(&m, &[Column::new(p.clone())], &flat)
+            .unwrap()
+            .remove(0);
+        assert_eq!(v.stop, StopReason::FlatTail);
+        let capped = IterParams {
+            epsilon: 1e-15,
+            max_iter: 2,
+            ..Default::default()
+        };
+        let v = CpuBackend
+            .solve(&m, &[Column::new(p)], &capped)
+            .unwrap()
+            .remove(0);
+        assert_eq!((v.stop, v.iterations), (StopReason::MaxIter, 2));
+    }
+}

@@ -1,0 +1,155 @@
+//! The contract between the trust model and its compute back ends.
+//!
+//! A back end solves t = (1-a)·(Cᵀt + (d·t)·p) + a·p for a block of columns
+//! that share one matrix: each column has its own pre-trust p and optional warm
+//! start, and stops on its own criterion, so a column's result is the same
+//! whether it is solved alone or in a batch. Later stages (mechanism search,
+//! snapshots, attack simulation) call this trait, not a concrete back end.
+
+use super::matrix::TrustMatrix;
+use crate::error::{Error, Result};
+
+/// Stopping rule and damping of the power iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IterParams {
+    /// Teleport probability a (weight of pre-trust), in (0, 1].
+    pub alpha: f64,
+    /// Stop when ‖t(n+1) - t(n)‖₁ < epsilon.
+    pub epsilon: f64,
+    pub max_iter: u32,
+    pub flat_tail: Option<FlatTail>,
+}
+
+impl IterParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
+            return Err(Error::param(format!(
+                "--alpha must be in (0, 1], got {}",
+                self.alpha
+            )));
+        }
+        if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
+            return Err(Error::param(format!(
+                "--epsilon must be positive, got {}",
+                self.epsilon
+            )));
+        }
+        if self.max_iter == 0 {
+            return Err(Error::param("--max-iter must be at least 1"));
+        }
+        if let Some(ft) = self.flat_tail {
+            if ft.iterations == 0 || ft.top == 0 {
+                return Err(Error::param(
+                    "--flat-tail and --flat-tail-top must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for IterParams {
+    fn default() -> Self {
+        IterParams {
+            alpha: 0.15,
+            epsilon: 1e-9,
+            max_iter: 200,
+            flat_tail: None,
+        }
+    }
+}
+
+/// Also stop once the order of the top `top` agents has not changed for
+/// `iterations` consecutive iterations (ranking users rarely need more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlatTail {
+    pub iterations: u32,
+    pub top: usize,
+}
+
+/// One trust vector to compute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Pre-trust distribution p (length n, sums to 1).
+    pub pretrust: Vec<f64>,
+    /// Warm start t(0); p when absent.
+    pub start: Option<Vec<f64>>,
+}
+
+impl Column {
+    pub fn new(pretrust: Vec<f64>) -> Self {
+        Column {
+            pretrust,
+            start: None,
+        }
+    }
+}
+
+/// Why a column stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Converged,
+    FlatTail,
+    MaxIter,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::Converged => "converged",
+            StopReason::FlatTail => "flat tail",
+            StopReason::MaxIter => "max iterations",
+        })
+    }
+}
+
+/// A solved column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustVector {
+    pub scores: Vec<f64>,
+    pub iterations: u32,
+    /// Final ‖t(n+1) - t(n)‖₁.
+    pub residual: f64,
+    pub stop: StopReason,
+}
+
+impl TrustVector {
+    /// L1 distance to the exact fixed point is at most residual / a, because
+    /// the iteration contracts by (1 - a) in L1.
+    pub fn error_bound(&self, alpha: f64) -> f64 {
+        self.residual / alpha
+    }
+}
+
+/// A compute back end for the power iteration.
+pub trait TrustBackend {
+    /// Human-readable name (device, adapter) for reports.
+    fn name(&self) -> String;
+
+    /// Default epsilon for this back end's arithmetic (f64 CPU vs f32 GPU).
+    fn default_epsilon(&self) -> f64;
+
+    /// Solves every column against `matrix`, reading the matrix once per
+    /// iteration for the whole block.
+    fn solve(
+        &self,
+        matrix: &TrustMatrix,
+        columns: &[Column],
+        params: &IterParams,
+    ) -> Result<Vec<TrustVector>>;
+}
+
+/// Checks column shapes against the matrix; shared by back ends.
+pub fn check_columns(matrix: &TrustMatrix, columns: &[Column]) -> Result<()> {
+    for (k, c) in columns.iter().enumerate() {
+        if c.pretrust.len() != matrix.n() || c.start.as_ref().is_some_and(|s| s.len() != matrix.n())
+        {
+            return Err(Error::param(format!(
+                "column {k}: vector length differs from agent count {}",
+                matrix.n()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! From aggregated interactions to the local-trust matrix C (DESIGN.md §3).
+//!
+//! Per layer k: c_k(i,j) = max(s_k(i,j),0) / Σ_j max(s_k(i,j),0); a row without
+//! positive trust is dangling. Cheap layers keep only the fraction
+//! f = β + (1-β)·min(1, v(i,j)/τ) of each edge, v being the costly-layer volume
+//! between i and j in either direction; the removed share joins the row's
+//! deficit and so follows the pre-trust vector, which is what stops a ring that
+//! only praises itself in a free layer from keeping that trust. Layers combine
+//! as C = Σ_k λ_k C_k.
+
+use super::matrix::TrustMatrix;
+use crate::error::{Error, Result};
+use crate::graph::MultiGraph;
+
+/// Which layers are scored, how much each weighs, and the corroboration rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalTrustConfig {
+    /// (index into `MultiGraph::layers`, λ_k, cheap?) in a fixed order; λ sum to 1.
+    pub layers: Vec<ScoredLayer>,
+    /// Indices of costly layers whose volume corroborates cheap edges.
+    pub costly: Vec<usize>,
+    pub beta: f64,
+    pub tau: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredLayer {
+    pub index: usize,
+    pub weight: f64,
+    pub cheap: bool,
+}
+
+impl LocalTrustConfig {
+    /// Every layer of `g`, equally weighted, no corroboration.
+    pub fn uniform(g: &MultiGraph) -> Self {
+        let w = 1.0 / g.layers.len().max(1) as f64;
+        LocalTrustConfig {
+            layers: (0..g.layers.len())
+                .map(|index| ScoredLayer {
+                    index,
+                    weight: w,
+                    cheap: false,
+                })
+                .collect(),
+            costly: Vec::new(),
+            beta: 1.0,
+            tau: 1.0,
+        }
+    }
+
+    /// The same rule restricted to one layer with weight 1 (per-layer and
+    /// per-topic vectors).
+    pub fn single(&self, index: usize) -> Self {
+        let cheap = self.layers.iter().any(|l| l.index == index && l.cheap);
+        LocalTrustConfig {
+            layers: vec![ScoredLayer {
+                index,
+                weight: 1.0,
+                cheap,
+            }],
+            ..self.clone()
+        }
+    }
+
+    pub fn validate(&self, g: &MultiGraph) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::param("no layer selected for scoring"));
+        }
+        if !(0.0..=1.0).contains(&self.beta) {
+            return Err(Error::param(format!(
+                "--beta must be in [0, 1], got {}",
+                self.beta
+            )));
+        }
+        if !(self.tau > 0.0 && self.tau.is_finite()) {
+            return Err(Error::param(format!(
+                "--tau must be positive and finite, got {}",
+                self.tau
+            )));
+        }
+        for l in &self.layers {
+            if l.index >= g.layers.len() || !(l.weight >= 0.0 && l.weight.is_finite()) {
+                return Err(Error::param("invalid layer selection"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds C (trust) and D (distrust, row-normalised negative trust, no deficit).
+pub fn build_matrices(
+    g: &MultiGraph,
+    cfg: &LocalTrustConfig,
+) -> Result<(TrustMatrix, TrustMatrix)> {
+    cfg.validate(g)?;
+    let n = g.n();
+    let mut pos_entries = Vec::new();
+    let mut neg_entries = Vec::new();
+    let mut deficit = vec![0.0f64; n];
+    for sl in &cfg.layers {
+        let layer = &g.layers[sl.index];
+        let lambda = sl.weight;
+        for (i, d) in deficit.iter_mut().enumerate() {
+            let (mut pos, mut neg) = (0.0f64, 0.0f64);
+            for (_, s, _) in layer.row(i) {
+                if s > 0.0 {
+                    pos += s;
+                } else if s < 0.0 {
+                    neg -= s;
+                }
+            }
+            if neg > 0.0 {
+                for (j, s, _) in layer.row(i) {
+                    if s < 0.0 {
+                        neg_entries.push((i as u32, j, lambda * (-s / neg)));
+                    }
+                }
+            }
+            if pos <= 0.0 {
+                *d += lambda;
+                continue;
+            }
+            let mut cut = 0.0f64;
+            for (j, s, _) in layer.row(i) {
+                if s <= 0.0 {
+                    continue;
+                }
+                let c = s / pos;
+                let f = if sl.cheap {
+                    corroboration(g, cfg, i as u32, j)
+                } else {
+                    1.0
+                };
+                if f < 1.0 {
+                    cut += (1.0 - f) * c;
+                }
+                pos_entries.push((i as u32, j, lambda * f * c));
+            }
+            if cut > 0.0 {
+                *d += lambda * cut;
+            }
+        }
+    }
+    let trust = TrustMatrix::from_entries(n, pos_entries, deficit)?;
+    let distrust = TrustMatrix::from_entries(n, neg_entries, vec![0.0; n])?;
+    Ok((trust, distrust))
+}
+
+/// f = β + (1-β)·min(1, v(i,j)/τ), v summed over costly layers in order, i→j then j→i.
+fn corroboration(g: &MultiGraph, cfg: &LocalTrustConfig, i: u32, j: u32) -> f64 {
+    let mut v = 0.0f64;
+    for &k in &cfg.costly {
+        let l = &g.layers[k];
+        v += l.volume_of(i, j);
+        v += l.volume_of(j, i);
+    }
+    cfg.beta + (1.0 - cfg.beta) * (v / cfg.tau).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{AgentIndex, GraphBuilder};
+
+    fn graph(rows: &[(u32, u32, u32, f64, f64)], layers: &[&str]) -> MultiGraph {
+        let agents = AgentIndex::from_names(["a", "b", "c", "d"]);
+        let mut b = GraphBuilder::new(agents, layers.iter().map(|s| s.to_string()).collect());
+        for &(l, s, d, t, v) in rows {
+            b.push(l, s, d, t, v);
+        }
+        b.build().unwrap()
+    }
+
+    fn dense(m: &TrustMatrix) -> Vec<Vec<f64>> {
+        let n = m.n();
+        let mut c = vec![vec![0.0; n]; n];
+        for j in 0..n {
+            for e in m.ptr()[j] as usize..m.ptr()[j + 1] as usize {
+                c[m.sources()[e] as usize][j] += m.weight(e);
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn rows_normalise_positive_trust_and_dangle_otherwise() {
+        // a->b 3, a->c 1, a->d -2 ; b->a -1 only (dangling) ; c, d no rows.
+        let g = graph(
+            &[
+                (0, 0, 1, 3.0, 3.0),
+                (0, 0, 2, 1.0, 1.0),
+                (0, 0, 3, -2.0, 2.0),
+                (0, 1, 0, -1.0, 1.0),
+            ],
+            &["x"],
+        );
+        let (c, d) = build_matrices(&g, &LocalTrustConfig::uniform(&g)).unwrap();
+        let c = dense(&c);
+        assert_eq!(c[0], vec![0.0, 0.75, 0.25, 0.0]);
+        let mut deficit = vec![0.0, 1.0, 1.0, 1.0];
+        deficit[0] = 0.0;
+        let (cm, _) = build_matrices(&g, &LocalTrustConfig::uniform(&g)).unwrap();
+        assert_eq!(cm.deficit(), deficit.as_slice());
+        let d = dense(&d);
+        assert_eq!(d[0], vec![0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(d[1], vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn two_layers_combine_by_weight() {
+        // layer x: a->b ; layer y: a->c. λ = 0.25 / 0.75
+        let g = graph(&[(0, 0, 1, 1.0, 1.0), (1, 0, 2, 2.0, 2.0)], &["x", "y"]);
+        let cfg = LocalTrustConfig {
+            layers: vec![
+                ScoredLayer {
+                    index: 0,
+                    weight: 0.25,
+                    cheap: false,
+                },
+                ScoredLayer {
+                    index: 1,
+                    weight: 0.75,
+                    cheap: false,
+                },
+            ],
+            costly: vec![],
+            beta: 1.0,
+            tau: 1.0,
+        };
+        let (c, _) = build_matrices(&g, &cfg).unwrap();
+        assert_eq!(dense(&c)[0], vec![0.0, 0.25, 0.75, 0.0]);
+        // b, c, d dangle in both layers: deficit 0.25 + 0.75.
+        assert_eq!(c.deficit(), &[0.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn cheap_edges_keep_beta_plus_corroborated_share() {
+        // review (cheap): a->b, a->c equally. payment (costly): b->a volume 0.5 (reverse direction counts).
+        let g = graph(
+            &[
+                (0, 0, 1, 1.0, 1.0),
+                (0, 0, 2, 1.0, 1.0),
+                (1, 1, 0, 1.0, 0.5),
+            ],
+            &["review", "payment"],
+        );
+        let cfg = LocalTrustConfig {
+            layers: vec![ScoredLayer {
+                index: 0,
+                weight: 1.0,
+                cheap: true,
+            }],
+            costly: vec![1],
+            beta: 0.2,
+            tau: 1.0,
+        };
+        let (c, _) = build_matrices(&g, &cfg).unwrap();
+        let fb = 0.2 + 0.8 * 0.5;
+        let fc = 0.2;
+        assert_eq!(dense(&c)[0], vec![0.0, fb * 0.5, fc * 0.5, 0.0]);
+        let cut = (1.0 - fb) * 0.5 + (1.0 - fc) * 0.5;
+        assert_eq!(c.deficit()[0], cut);
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared helpers: writing logs, running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+
+/// One log row: (ts ms, src, dst, layer, outcome, weight).
+pub type Row = (i64, String, String, String, f64, f64);
+
+pub fn row(ts: i64, src: &str, dst: &str, layer: &str, outcome: f64, weight: f64) -> Row {
+    (ts, src.into(), dst.into(), layer.into(), outcome, weight)
+}
+
+/// Writes rows with the canonical column types.
+pub fn write_log(path: &Path, rows: &[Row]) {
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        (
+            "ts",
+            Arc::new(TimestampMillisecondArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "src",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "dst",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "layer",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.3.as_str()).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "outcome",
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "weight",
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            )),
+        ),
+    ];
+    write_columns(path, cols);
+}
+
+/// Writes arbitrary columns (for bad-input tests).
+pub fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>) {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cols.into_iter().map(|c| c.1).collect(),
+    )
+    .unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[allow(dead_code)]
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trustmesh"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run trustmesh")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Reads an output score file as (agent, score, rank) rows.
+pub fn read_scores(path: &Path) -> Vec<(String, f64, u32)> {
+    use arrow::array::AsArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for b in r {
+        let b = b.unwrap();
+        let a = b
+            .column_by_name("agent")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let s = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .clone();
+        let k = b
+            .column_by_name("rank")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((a.value(i).to_string(), s.value(i), k.value(i)));
+        }
+    }
+    out
+}
+
+/// `../shared/data` relative to the crate root, where CI has it too.
+pub fn shared_data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
+}
