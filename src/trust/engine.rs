@@ -138,6 +138,28 @@ pub trait TrustBackend {
         columns: &[Column],
         params: &IterParams,
     ) -> Result<Vec<TrustVector>>;
+
+    /// Solves independent systems, each with its own matrix (per-topic or
+    /// per-layer vectors), in one call. Results are as if each problem were
+    /// solved alone. Back ends override this to advance all problems in one
+    /// iteration loop; the default solves them one after another.
+    fn solve_many(
+        &self,
+        problems: &[Problem<'_>],
+        params: &IterParams,
+    ) -> Result<Vec<Vec<TrustVector>>> {
+        problems
+            .iter()
+            .map(|p| self.solve(p.matrix, p.columns, params))
+            .collect()
+    }
+}
+
+/// One matrix with the columns to solve against it.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem<'a> {
+    pub matrix: &'a TrustMatrix,
+    pub columns: &'a [Column],
 }
 
 /// Checks column shapes against the matrix; shared by back ends.

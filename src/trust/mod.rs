@@ -14,7 +14,7 @@ pub mod pretrust;
 pub mod scores;
 
 pub use cpu::CpuBackend;
-pub use engine::{Column, FlatTail, IterParams, StopReason, TrustBackend, TrustVector};
+pub use engine::{Column, FlatTail, IterParams, Problem, StopReason, TrustBackend, TrustVector};
 pub use local::{build_matrices, LocalTrustConfig, ScoredLayer};
 pub use matrix::{EdgeWeights, TrustMatrix};
 pub use scores::Scores;
