@@ -1,7 +1,7 @@
 //! The `trustmesh` command line. Parsing and printing only: every job lives in
 //! the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use trustmesh::ingest::convert::{self, Format};
 use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
+use trustmesh::score::per_topic::{self, TopicOptions};
 use trustmesh::score::{self, DistrustMode, ScoreConfig};
 use trustmesh::trust::{CpuBackend, FlatTail, TrustBackend};
 
@@ -110,6 +111,27 @@ struct ScoreArgs {
     /// How many top agents to print.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Scale each rater's feedback by its agreement with the other raters.
+    #[arg(long)]
+    consistency_gate: bool,
+    /// One vector per topic (layer) plus `global`, long output format.
+    #[arg(long)]
+    per_topic: bool,
+    /// Stake table (Parquet or CSV: agent, stake >= 0) for dynamic pre-trust.
+    #[arg(long, requires = "per_topic")]
+    stake: Option<PathBuf>,
+    /// Fraud proofs (Parquet or CSV: agent, topic, evidence); each slashes.
+    #[arg(long, requires = "per_topic")]
+    fraud_proofs: Option<PathBuf>,
+    /// Weight of seed pre-trust against stake.
+    #[arg(long, default_value_t = 0.5, requires = "per_topic")]
+    sigma: f64,
+    /// Share of the cross-topic cold-start prior.
+    #[arg(long, default_value_t = 0.1, requires = "per_topic")]
+    rho: f64,
+    /// Topic similarity matrix (CSV: topic,<t1>,<t2>,...).
+    #[arg(long, requires = "per_topic")]
+    topic_similarity: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -191,7 +213,25 @@ fn run_score(a: ScoreArgs) -> Result<()> {
         Distrust::Ignore => DistrustMode::Ignore,
         Distrust::Discount => DistrustMode::Discount,
     };
+    cfg.consistency_gate = a.consistency_gate;
     let backend = backend(a.device)?;
+    if a.per_topic {
+        let opts = TopicOptions {
+            stake: a.stake,
+            fraud_proofs: a.fraud_proofs,
+            sigma: a.sigma,
+            rho: a.rho,
+            similarity: a.topic_similarity,
+        };
+        return run_per_topic(
+            &cfg,
+            &opts,
+            backend.as_ref(),
+            &a.out,
+            a.report.as_deref(),
+            a.top,
+        );
+    }
     let mut out = score::run(&cfg, backend.as_ref())?;
 
     let t = Instant::now();
@@ -229,6 +269,59 @@ fn run_score(a: ScoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn run_per_topic(
+    cfg: &ScoreConfig,
+    opts: &TopicOptions,
+    backend: &dyn TrustBackend,
+    out_path: &Path,
+    report_path: Option<&Path>,
+    top: usize,
+) -> Result<()> {
+    let mut out = per_topic::run(cfg, opts, backend)?;
+    let t = Instant::now();
+    trustmesh::output::write_topic_scores(out_path, &out.scores)?;
+    out.report.seconds.write = t.elapsed().as_secs_f64();
+    if let Some(path) = report_path {
+        write_report(path, &out.report)?;
+    }
+    let r = &out.report;
+    println!(
+        "scored {} agents in {} topics from {} of {} rows on {} ({} slashed, {} staked)",
+        r.agents,
+        r.topics.len(),
+        r.rows_used,
+        r.rows_read,
+        r.device,
+        r.slashed_agents,
+        r.staked_agents
+    );
+    println!("wrote {}", out_path.display());
+    let s = &out.scores;
+    let all = s
+        .topics
+        .iter()
+        .map(String::as_str)
+        .zip(&s.scores)
+        .chain(std::iter::once((per_topic::GLOBAL, &s.global)));
+    for (topic, scores) in all {
+        println!("topic {topic}:");
+        for (pos, i) in trustmesh::trust::scores::order(scores)
+            .into_iter()
+            .take(top)
+            .enumerate()
+        {
+            println!("{:>6}  {:<24} {:>12.6e}", pos + 1, s.agents[i], scores[i]);
+        }
+    }
+    Ok(())
+}
+
+fn write_report<T: serde::Serialize>(path: &Path, report: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, json + "\n")
+        .with_context(|| format!("{}: cannot write report", path.display()))
 }
 
 fn run_convert(a: ConvertArgs) -> Result<()> {

@@ -8,6 +8,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::Result;
 use crate::ingest::convert::write_parquet;
+use crate::score::per_topic::{TopicScores, GLOBAL};
+use crate::trust::scores::order;
 use crate::trust::Scores;
 
 /// Writes `agent` (utf8), `score` (float64), `rank` (uint32, 1 = best), sorted by rank.
@@ -25,6 +27,43 @@ pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
         schema,
         vec![
             Arc::new(StringArray::from(agents)),
+            Arc::new(Float64Array::from(vals)),
+            Arc::new(UInt32Array::from(ranks)),
+        ],
+    )?;
+    write_parquet(path, &batch)
+}
+
+/// Long format for `--per-topic`: `agent`, `topic`, `score`, `rank` (rank
+/// within the topic), every agent in every topic, then the `global` rows.
+pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
+    let (mut agents, mut topics, mut vals, mut ranks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let all = t
+        .topics
+        .iter()
+        .map(String::as_str)
+        .zip(t.scores.iter())
+        .chain(std::iter::once((GLOBAL, &t.global)));
+    for (topic, scores) in all {
+        for (pos, i) in order(scores).into_iter().enumerate() {
+            agents.push(t.agents[i].as_str());
+            topics.push(topic);
+            vals.push(scores[i]);
+            ranks.push(pos as u32 + 1);
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("agent", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("rank", DataType::UInt32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(agents)),
+            Arc::new(StringArray::from(topics)),
             Arc::new(Float64Array::from(vals)),
             Arc::new(UInt32Array::from(ranks)),
         ],

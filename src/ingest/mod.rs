@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod files;
 pub mod read;
+pub mod tables;
 pub mod time;
 
 use std::collections::HashSet;
@@ -37,6 +38,9 @@ pub struct IngestOptions {
     pub until_ms: Option<i64>,
     /// Exponential decay half-life in seconds; "now" is the latest ts read.
     pub half_life_s: Option<f64>,
+    /// (rater, layer) pairs whose rows are dropped: a fraud proof removes the
+    /// prover's target's outgoing feedback in that topic.
+    pub exclude_raters: Vec<(String, String)>,
 }
 
 /// Counts for the report.
@@ -61,6 +65,7 @@ pub struct DropCounts {
     pub self_rating: u64,
     pub outside_window: u64,
     pub layer_not_selected: u64,
+    pub slashed_rater: u64,
 }
 
 /// Validated rows of all files, before selection.
@@ -182,8 +187,8 @@ impl LogTable {
         let graph = builder.build()?;
         if used == 0 {
             return Err(Error::Empty(format!(
-                "all {} rows were dropped by the filters (self-ratings {}, outside the time window {}, layer not selected {})",
-                self.rows, drops.self_rating, drops.outside_window, drops.layer_not_selected
+                "all {} rows were dropped by the filters (self-ratings {}, outside the time window {}, layer not selected {}, slashed raters {})",
+                self.rows, drops.self_rating, drops.outside_window, drops.layer_not_selected, drops.slashed_rater
             )));
         }
         let stats = IngestStats {
@@ -242,6 +247,15 @@ impl LogTable {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let excluded = if opts.exclude_raters.is_empty() {
+            "FALSE".to_string()
+        } else {
+            opts.exclude_raters
+                .iter()
+                .map(|(a, l)| format!("(src = {} AND layer = {})", sql_string(a), sql_string(l)))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
         let decay = match (opts.half_life_s, self.latest_ts_ms) {
             (Some(h), Some(now)) => {
                 format!("power(2.0, CAST(ts - {now} AS DOUBLE) / {:e})", h * 1000.0)
@@ -254,7 +268,8 @@ impl LogTable {
                 "SELECT
                    sum(CASE WHEN src = dst THEN 1 ELSE 0 END),
                    sum(CASE WHEN src <> dst AND NOT ({window}) THEN 1 ELSE 0 END),
-                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END)
+                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END),
+                   sum(CASE WHEN src <> dst AND ({window}) AND {layer_in} AND ({excluded}) THEN 1 ELSE 0 END)
                  FROM log"
             ))
             .await?
@@ -273,6 +288,7 @@ impl LogTable {
             self_rating: get(0),
             outside_window: get(1),
             layer_not_selected: get(2),
+            slashed_rater: get(3),
         };
 
         let df = ctx
@@ -281,7 +297,7 @@ impl LogTable {
                         weight * outcome * {decay} AS trust,
                         weight * {decay} AS volume
                  FROM log
-                 WHERE src <> dst AND ({window}) AND {layer_in}"
+                 WHERE src <> dst AND ({window}) AND {layer_in} AND NOT ({excluded})"
             ))
             .await?;
         let mut stream = df.execute_stream().await?;

@@ -8,6 +8,8 @@
 //! only praises itself in a free layer from keeping that trust. Layers combine
 //! as C = Σ_k λ_k C_k.
 
+use std::collections::BTreeMap;
+
 use super::matrix::TrustMatrix;
 use crate::error::{Error, Result};
 use crate::graph::MultiGraph;
@@ -21,6 +23,9 @@ pub struct LocalTrustConfig {
     pub costly: Vec<usize>,
     pub beta: f64,
     pub tau: f64,
+    /// Consistency gate per layer index: rater i's edges keep the fraction
+    /// g_i (see `topics::consistency_gate`), the rest follows pre-trust.
+    pub gates: BTreeMap<usize, Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +50,7 @@ impl LocalTrustConfig {
             costly: Vec::new(),
             beta: 1.0,
             tau: 1.0,
+            gates: BTreeMap::new(),
         }
     }
 
@@ -78,6 +84,15 @@ impl LocalTrustConfig {
                 self.tau
             )));
         }
+        if self
+            .gates
+            .values()
+            .any(|v| v.len() != g.n() || v.iter().any(|x| !(0.0..=1.0).contains(x)))
+        {
+            return Err(Error::param(
+                "consistency gate must give every agent a factor in [0, 1]",
+            ));
+        }
         for l in &self.layers {
             if l.index >= g.layers.len() || !(l.weight >= 0.0 && l.weight.is_finite()) {
                 return Err(Error::param("invalid layer selection"));
@@ -100,6 +115,7 @@ pub fn build_matrices(
     for sl in &cfg.layers {
         let layer = &g.layers[sl.index];
         let lambda = sl.weight;
+        let gate = cfg.gates.get(&sl.index);
         for (i, d) in deficit.iter_mut().enumerate() {
             let (mut pos, mut neg) = (0.0f64, 0.0f64);
             for (_, s, _) in layer.row(i) {
@@ -126,11 +142,14 @@ pub fn build_matrices(
                     continue;
                 }
                 let c = s / pos;
-                let f = if sl.cheap {
+                let mut f = if sl.cheap {
                     corroboration(g, cfg, i as u32, j)
                 } else {
                     1.0
                 };
+                if let Some(gate) = gate {
+                    f *= gate[i];
+                }
                 if f < 1.0 {
                     cut += (1.0 - f) * c;
                 }
@@ -226,6 +245,7 @@ mod tests {
             costly: vec![],
             beta: 1.0,
             tau: 1.0,
+            gates: BTreeMap::new(),
         };
         let (c, _) = build_matrices(&g, &cfg).unwrap();
         assert_eq!(dense(&c)[0], vec![0.0, 0.25, 0.75, 0.0]);
@@ -253,6 +273,7 @@ mod tests {
             costly: vec![1],
             beta: 0.2,
             tau: 1.0,
+            gates: BTreeMap::new(),
         };
         let (c, _) = build_matrices(&g, &cfg).unwrap();
         let fb = 0.2 + 0.8 * 0.5;

@@ -12,6 +12,7 @@ pub mod local;
 pub mod matrix;
 pub mod pretrust;
 pub mod scores;
+pub mod topics;
 
 pub use cpu::CpuBackend;
 pub use engine::{Column, FlatTail, IterParams, Problem, StopReason, TrustBackend, TrustVector};

@@ -13,12 +13,13 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::graph::MultiGraph;
-use crate::ingest::{files, quoted_list, IngestOptions, IngestStats, LogTable};
+use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
 use crate::trust::{
-    build_matrices, distrust, pretrust, Column, IterParams, LocalTrustConfig, ScoredLayer, Scores,
-    StopReason, TrustBackend,
+    build_matrices, distrust, pretrust, topics, Column, IterParams, LocalTrustConfig, ScoredLayer,
+    Scores, StopReason, TrustBackend,
 };
 
+pub mod per_topic;
 /// How negative local trust is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +49,8 @@ pub struct ScoreConfig {
     pub max_iter: u32,
     pub flat_tail: Option<crate::trust::FlatTail>,
     pub distrust: DistrustMode,
+    /// Scale each rater's feedback by its agreement with the consensus.
+    pub consistency_gate: bool,
 }
 
 /// Result of a scoring run.
@@ -63,7 +66,7 @@ pub struct Report {
     pub files: usize,
     pub rows_read: u64,
     pub rows_used: u64,
-    pub rows_dropped: crate::ingest::DropCounts,
+    pub rows_dropped: DropCounts,
     pub agents: usize,
     pub layers: Vec<LayerReport>,
     pub edges_per_layer: BTreeMap<String, usize>,
@@ -97,6 +100,18 @@ pub struct StageSeconds {
 }
 
 impl ScoreConfig {
+    /// Iteration parameters, epsilon defaulting to the back end's.
+    pub fn iter_params(&self, backend: &dyn TrustBackend) -> Result<IterParams> {
+        let params = IterParams {
+            alpha: self.alpha,
+            epsilon: self.epsilon.unwrap_or_else(|| backend.default_epsilon()),
+            max_iter: self.max_iter,
+            flat_tail: self.flat_tail,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
     /// Defaults of DESIGN.md §3.
     pub fn new(logs: Vec<String>) -> Self {
         ScoreConfig {
@@ -113,8 +128,19 @@ impl ScoreConfig {
 /// Reads the logs and builds the graph and the local-trust configuration.
 pub fn prepare(cfg: &ScoreConfig) -> Result<(MultiGraph, LocalTrustConfig, IngestStats)> {
     let table = LogTable::read(files::resolve(&cfg.logs)?)?;
+    prepare_table(cfg, &table, &[])
+}
+
+/// As [`prepare`], on logs already read; `exclude_raters` are (rater, layer)
+/// pairs whose rows are dropped (slashing).
+pub fn prepare_table(
+    cfg: &ScoreConfig,
+    table: &LogTable,
+    exclude_raters: &[(String, String)],
+) -> Result<(MultiGraph, LocalTrustConfig, IngestStats)> {
     let scored = scored_layers(cfg, &table.layers)?;
     let mut opts = cfg.ingest.clone();
+    opts.exclude_raters = exclude_raters.to_vec();
     opts.layers = Some(scored.iter().map(|(n, _)| n.clone()).collect());
     for name in cfg.cheap.iter().chain(&cfg.costly) {
         if !table.layers.contains(name) {
@@ -164,30 +190,34 @@ pub fn prepare(cfg: &ScoreConfig) -> Result<(MultiGraph, LocalTrustConfig, Inges
             .collect(),
         beta: cfg.beta,
         tau: cfg.tau,
+        gates: Default::default(),
+    };
+    let local = if cfg.consistency_gate {
+        with_gates(&graph, local)
+    } else {
+        local
     };
     Ok((graph, local, stats))
 }
 
+/// Adds the consistency gate of every scored layer.
+fn with_gates(graph: &MultiGraph, mut local: LocalTrustConfig) -> LocalTrustConfig {
+    for l in &local.layers {
+        local.gates.insert(
+            l.index,
+            topics::consistency_gate(&graph.layers[l.index], graph.n()),
+        );
+    }
+    local
+}
+
 /// Runs the whole job on `backend`.
 pub fn run(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput> {
-    let params = IterParams {
-        alpha: cfg.alpha,
-        epsilon: cfg.epsilon.unwrap_or_else(|| backend.default_epsilon()),
-        max_iter: cfg.max_iter,
-        flat_tail: cfg.flat_tail,
-    };
-    params.validate()?;
+    let params = cfg.iter_params(backend)?;
     let (graph, local, stats) = prepare(cfg)?;
     let t_build = Instant::now();
     let (c, d) = build_matrices(&graph, &local)?;
-    let p = match &cfg.pretrusted {
-        Some(path) => pretrust::from_set(
-            &graph.agents,
-            &read_id_list(path)?,
-            &path.display().to_string(),
-        )?,
-        None => pretrust::uniform(graph.n()),
-    };
+    let p = seed_pretrust(cfg, &graph)?;
     let build_extra = t_build.elapsed().as_secs_f64();
 
     let t_iter = Instant::now();
@@ -236,7 +266,7 @@ pub fn run(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput>
     })
 }
 
-fn layer_reports(g: &MultiGraph, local: &LocalTrustConfig) -> Vec<LayerReport> {
+pub(crate) fn layer_reports(g: &MultiGraph, local: &LocalTrustConfig) -> Vec<LayerReport> {
     g.layers
         .iter()
         .enumerate()
@@ -324,6 +354,18 @@ fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f
         return Err(Error::param("--layer-weight values sum to zero"));
     }
     Ok(weights.into_iter().map(|(n, w)| (n, w / total)).collect())
+}
+
+/// p_seed: uniform over `--pretrusted`, or over all agents.
+pub(crate) fn seed_pretrust(cfg: &ScoreConfig, graph: &MultiGraph) -> Result<Vec<f64>> {
+    match &cfg.pretrusted {
+        Some(path) => pretrust::from_set(
+            &graph.agents,
+            &read_id_list(path)?,
+            &path.display().to_string(),
+        ),
+        None => Ok(pretrust::uniform(graph.n())),
+    }
 }
 
 /// One agent id per line; blank lines and `#` comments are ignored.

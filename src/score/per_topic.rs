@@ -1,0 +1,334 @@
+//! `score --per-topic`: one trust vector per topic (layer) with stake-weighted
+//! dynamic pre-trust, slashing and a cross-topic cold-start prior, plus the
+//! global Σ_k λ_k t_k (DESIGN.md §3 "Topics"; docs/trust-model.md §5).
+//!
+//! Two passes: independent per-topic vectors, all solved in one batched engine
+//! call; then each topic again with its prior-adjusted pre-trust, warm-started
+//! from its first-pass vector (same engine call shape). A topic whose pre-trust
+//! the prior leaves unchanged keeps its first-pass vector, so one topic with no
+//! stake equals plain `score` bit for bit.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{
+    layer_reports, prepare_table, seed_pretrust, DropCounts, LayerReport, ScoreConfig, StageSeconds,
+};
+use crate::error::{Error, Result};
+use crate::ingest::{files, tables, LogTable};
+use crate::trust::{
+    build_matrices, topics, Column, Problem, StopReason, TrustBackend, TrustVector,
+};
+
+/// Reserved name of the combined vector in the long output.
+pub const GLOBAL: &str = "global";
+
+/// Options that only the per-topic model has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicOptions {
+    pub stake: Option<PathBuf>,
+    pub fraud_proofs: Option<PathBuf>,
+    /// Weight of the seed pre-trust against stake.
+    pub sigma: f64,
+    /// Share of the cold-start prior.
+    pub rho: f64,
+    pub similarity: Option<PathBuf>,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        TopicOptions {
+            stake: None,
+            fraud_proofs: None,
+            sigma: 0.5,
+            rho: 0.1,
+            similarity: None,
+        }
+    }
+}
+
+/// Per-topic scores over one agent set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicScores {
+    pub agents: Vec<String>,
+    /// Topic names, in output order (without `global`).
+    pub topics: Vec<String>,
+    /// `scores[k][i]`: agent i in topic k.
+    pub scores: Vec<Vec<f64>>,
+    /// Σ_k λ_k t_k.
+    pub global: Vec<f64>,
+}
+
+pub struct TopicOutput {
+    pub scores: TopicScores,
+    pub report: TopicReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicReport {
+    pub device: String,
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_used: u64,
+    pub rows_dropped: DropCounts,
+    pub agents: usize,
+    pub layers: Vec<LayerReport>,
+    pub edges_per_layer: std::collections::BTreeMap<String, usize>,
+    pub alpha: f64,
+    pub epsilon: f64,
+    pub sigma: f64,
+    pub rho: f64,
+    pub consistency_gate: bool,
+    pub staked_agents: usize,
+    pub slashed_agents: usize,
+    pub topics: Vec<TopicPass>,
+    pub seconds: StageSeconds,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicPass {
+    pub topic: String,
+    pub weight: f64,
+    pub first: PassReport,
+    /// None when the prior left the topic's pre-trust unchanged.
+    pub second: Option<PassReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub iterations: u32,
+    pub residual: f64,
+    pub error_bound: f64,
+    pub stop: StopReason,
+}
+
+impl PassReport {
+    fn of(v: &TrustVector, alpha: f64) -> Self {
+        PassReport {
+            iterations: v.iterations,
+            residual: v.residual,
+            error_bound: v.error_bound(alpha),
+            stop: v.stop,
+        }
+    }
+}
+
+/// Runs the per-topic model.
+pub fn run(
+    cfg: &ScoreConfig,
+    opts: &TopicOptions,
+    backend: &dyn TrustBackend,
+) -> Result<TopicOutput> {
+    let params = cfg.iter_params(backend)?;
+    if cfg.distrust != super::DistrustMode::Ignore {
+        return Err(Error::param(
+            "--distrust discount is not supported with --per-topic",
+        ));
+    }
+    if !(0.0..=1.0).contains(&opts.rho) {
+        return Err(Error::param(format!(
+            "--rho must be in [0, 1], got {}",
+            opts.rho
+        )));
+    }
+    let table = LogTable::read(files::resolve(&cfg.logs)?)?;
+    if table.layers.iter().any(|l| l == GLOBAL) {
+        return Err(Error::param(format!(
+            "layer name `{GLOBAL}` is reserved for the combined vector with --per-topic; rename that layer"
+        )));
+    }
+
+    // Fraud proofs: validated against the logs before anything is computed.
+    let proofs = match &opts.fraud_proofs {
+        Some(path) => {
+            let proofs = tables::read_fraud_proofs(path)?;
+            for (agent, topic, row) in &proofs {
+                let at = |column: &str, message: String| Error::BadValue {
+                    path: path.clone(),
+                    column: column.into(),
+                    row: *row as u64 + 1,
+                    message,
+                };
+                if table.agents.id(agent).is_none() {
+                    return Err(at(
+                        "agent",
+                        format!("fraud proof for unknown agent `{agent}`"),
+                    ));
+                }
+                if !table.layers.contains(topic) {
+                    return Err(at(
+                        "topic",
+                        format!(
+                            "fraud proof for unknown topic `{topic}` (the logs have {})",
+                            table.layers.join(", ")
+                        ),
+                    ));
+                }
+            }
+            proofs
+        }
+        None => Vec::new(),
+    };
+    let exclude: Vec<(String, String)> = proofs
+        .iter()
+        .map(|(a, t, _)| (a.clone(), t.clone()))
+        .collect();
+    let (graph, local, stats) = prepare_table(cfg, &table, &exclude)?;
+    let n = graph.n();
+
+    let t_build = Instant::now();
+    let mut slashed = vec![false; n];
+    for (a, _, _) in &proofs {
+        slashed[graph.agents.id(a).expect("checked") as usize] = true;
+    }
+    let stake = match &opts.stake {
+        Some(path) => {
+            let mut v = vec![0.0f64; n];
+            for (agent, s, row) in tables::read_stake(path)? {
+                let id = graph.agents.id(&agent).ok_or_else(|| Error::BadValue {
+                    path: path.clone(),
+                    column: "agent".into(),
+                    row: row as u64 + 1,
+                    message: format!("stake for unknown agent `{agent}`"),
+                })?;
+                v[id as usize] += s;
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let seed = seed_pretrust(cfg, &graph)?;
+    let p = topics::dynamic_pretrust(&seed, stake.as_deref(), &slashed, opts.sigma)?;
+
+    let topic_names: Vec<String> = local
+        .layers
+        .iter()
+        .map(|l| graph.layers[l.index].name.clone())
+        .collect();
+    let matrices = local
+        .layers
+        .iter()
+        .map(|l| build_matrices(&graph, &local.single(l.index)).map(|(c, _)| c))
+        .collect::<Result<Vec<_>>>()?;
+    let w = match &opts.similarity {
+        Some(path) => tables::read_similarity(path, &topic_names)?,
+        None => topics::uniform_similarity(topic_names.len()),
+    };
+    let build = t_build.elapsed().as_secs_f64();
+
+    // Pass 1: independent topics, one engine call.
+    let t_iter = Instant::now();
+    let first_cols: Vec<Vec<Column>> = matrices
+        .iter()
+        .map(|_| vec![Column::new(p.clone())])
+        .collect();
+    let problems: Vec<Problem> = matrices
+        .iter()
+        .zip(&first_cols)
+        .map(|(m, c)| Problem {
+            matrix: m,
+            columns: c,
+        })
+        .collect();
+    let first: Vec<TrustVector> = backend
+        .solve_many(&problems, &params)?
+        .into_iter()
+        .map(|mut v| v.remove(0))
+        .collect();
+
+    // Pass 2: prior-adjusted pre-trust, warm-started; unchanged topics are skipped.
+    let first_scores: Vec<Vec<f64>> = first.iter().map(|v| v.scores.clone()).collect();
+    let priors: Vec<Vec<f64>> = (0..matrices.len())
+        .map(|k| topics::cold_start_prior(&p, k, &w, &first_scores, opts.rho))
+        .collect();
+    let redo: Vec<usize> = (0..matrices.len()).filter(|&k| priors[k] != p).collect();
+    let second_cols: HashMap<usize, Vec<Column>> = redo
+        .iter()
+        .map(|&k| {
+            (
+                k,
+                vec![Column {
+                    pretrust: priors[k].clone(),
+                    start: Some(first_scores[k].clone()),
+                }],
+            )
+        })
+        .collect();
+    let problems: Vec<Problem> = redo
+        .iter()
+        .map(|k| Problem {
+            matrix: &matrices[*k],
+            columns: &second_cols[k],
+        })
+        .collect();
+    let second: Vec<TrustVector> = backend
+        .solve_many(&problems, &params)?
+        .into_iter()
+        .map(|mut v| v.remove(0))
+        .collect();
+    let iterate = t_iter.elapsed().as_secs_f64();
+
+    let mut passes = Vec::new();
+    let mut finals: Vec<Vec<f64>> = Vec::new();
+    for (k, name) in topic_names.iter().enumerate() {
+        let second_v = redo.iter().position(|&r| r == k).map(|pos| &second[pos]);
+        passes.push(TopicPass {
+            topic: name.clone(),
+            weight: local.layers[k].weight,
+            first: PassReport::of(&first[k], params.alpha),
+            second: second_v.map(|v| PassReport::of(v, params.alpha)),
+        });
+        finals.push(second_v.map_or_else(|| first[k].scores.clone(), |v| v.scores.clone()));
+    }
+    let mut global = vec![0.0f64; n];
+    for (k, t) in finals.iter().enumerate() {
+        let lambda = local.layers[k].weight;
+        for (g, x) in global.iter_mut().zip(t) {
+            *g += lambda * x;
+        }
+    }
+
+    let report = TopicReport {
+        device: backend.name(),
+        files: stats.files,
+        rows_read: stats.rows_read,
+        rows_used: stats.rows_used,
+        rows_dropped: stats.rows_dropped.clone(),
+        agents: n,
+        layers: layer_reports(&graph, &local),
+        edges_per_layer: graph
+            .layers
+            .iter()
+            .map(|l| (l.name.clone(), l.edges()))
+            .collect(),
+        alpha: params.alpha,
+        epsilon: params.epsilon,
+        sigma: opts.sigma,
+        rho: opts.rho,
+        consistency_gate: cfg.consistency_gate,
+        staked_agents: stake
+            .as_ref()
+            .map_or(0, |s| s.iter().filter(|x| **x > 0.0).count()),
+        slashed_agents: slashed.iter().filter(|s| **s).count(),
+        topics: passes,
+        seconds: StageSeconds {
+            read: stats.read_seconds,
+            aggregate: stats.aggregate_seconds,
+            build: stats.build_seconds + build,
+            iterate,
+            write: 0.0,
+        },
+    };
+    Ok(TopicOutput {
+        scores: TopicScores {
+            agents: graph.agents.names().to_vec(),
+            topics: topic_names,
+            scores: finals,
+            global,
+        },
+        report,
+    })
+}
