@@ -5,6 +5,7 @@
 //! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
 //! as a second back end of the same trait → output.
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod graph;

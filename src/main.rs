@@ -8,6 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use trustmesh::bench::{self, BenchGraph};
+use trustmesh::gpu::GpuBackend;
 use trustmesh::ingest::convert::{self, Format};
 use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
 use trustmesh::score::per_topic::{self, TopicOptions};
@@ -31,6 +33,41 @@ enum Command {
     Score(ScoreArgs),
     /// Turn a public trust data set (SNAP, KONECT, TSV) into a Parquet log.
     Convert(ConvertArgs),
+    /// List GPU adapters (Vulkan, Metal, DX12) with their limits and features.
+    Devices,
+    /// Time the power iteration per device and block width.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Interaction log to benchmark on (all layers, default parameters).
+    #[arg(long, conflicts_with = "synthetic")]
+    graph: Option<PathBuf>,
+    /// Seeded power-law graph N,M (nodes, edges); the default if no --graph.
+    #[arg(long, value_parser = parse_pair)]
+    synthetic: Option<(u32, usize)>,
+    /// Seed of the synthetic graph.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Block widths K (vectors per matrix pass), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    k: Vec<usize>,
+    /// Devices, comma-separated: cpu, gpu.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+    device: Vec<String>,
+    /// GPU adapter name substring.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Timed iterations per case (after warm-up).
+    #[arg(long, default_value_t = 20)]
+    iters: u32,
+    /// GPU memory bandwidth in GB/s, for the fraction-of-bound column.
+    #[arg(long)]
+    gpu_bandwidth: Option<f64>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,6 +142,9 @@ struct ScoreArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
+    /// GPU adapter name substring (with --device gpu or auto).
+    #[arg(long)]
+    adapter: Option<String>,
     /// Write a JSON report of counts, iterations and stage timings.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -152,6 +192,21 @@ struct ConvertArgs {
     rating_scale: f64,
 }
 
+fn parse_pair(s: &str) -> std::result::Result<(u32, usize), String> {
+    let (n, m) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: expected N,M, e.g. 100000,1000000"))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a node count"))?;
+    let m = m
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{m}` is not an edge count"))?;
+    Ok((n, m))
+}
+
 fn parse_layer_weight(s: &str) -> std::result::Result<(String, f64), String> {
     let (name, w) = s
         .split_once('=')
@@ -167,10 +222,13 @@ fn parse_layer_weight(s: &str) -> std::result::Result<(String, f64), String> {
 }
 
 fn main() -> ExitCode {
+    quiet_mesa_wsi();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(a) => run_score(a),
         Command::Convert(a) => run_convert(a),
+        Command::Devices => run_devices(),
+        Command::Bench(a) => run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,12 +239,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn backend(device: Device) -> Result<Box<dyn TrustBackend>> {
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" to
+/// stderr once per adapter probe when the variable is unset (headless servers,
+/// CI), which buries our one-line messages. We never present to a window, so
+/// pointing it at the temp dir is harmless. Done first, while single-threaded.
+fn quiet_mesa_wsi() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+}
+
+/// `gpu` must get a GPU; `auto` takes a hardware GPU when there is one and
+/// otherwise says in one line why it uses the CPU. A software adapter
+/// (lavapipe, WARP) counts as no GPU for `auto`: the CPU path is faster than
+/// an emulated GPU and is the exact f64 reference.
+fn backend(device: Device, adapter: Option<&str>) -> Result<Box<dyn TrustBackend>> {
     match device {
-        Device::Cpu | Device::Auto => Ok(Box::new(CpuBackend)),
-        Device::Gpu => {
-            bail!("--device gpu: the GPU back end is not built into this version; use --device cpu")
-        }
+        Device::Cpu => Ok(Box::new(CpuBackend)),
+        Device::Gpu => Ok(Box::new(GpuBackend::new(adapter).context("--device gpu")?)),
+        Device::Auto => match GpuBackend::new(adapter) {
+            Ok(gpu) if gpu.context().adapter_info().device_type != wgpu::DeviceType::Cpu => {
+                Ok(Box::new(gpu))
+            }
+            Ok(gpu) => {
+                eprintln!(
+                    "trustmesh: only a software GPU adapter ({}) found; using the CPU (--device gpu forces it)",
+                    gpu.context().adapter_info().name
+                );
+                Ok(Box::new(CpuBackend))
+            }
+            Err(e) => {
+                eprintln!("trustmesh: no usable GPU ({e}); using the CPU");
+                Ok(Box::new(CpuBackend))
+            }
+        },
     }
 }
 
@@ -214,7 +300,7 @@ fn run_score(a: ScoreArgs) -> Result<()> {
         Distrust::Discount => DistrustMode::Discount,
     };
     cfg.consistency_gate = a.consistency_gate;
-    let backend = backend(a.device)?;
+    let backend = backend(a.device, a.adapter.as_deref())?;
     if a.per_topic {
         let opts = TopicOptions {
             stake: a.stake,
@@ -322,6 +408,97 @@ fn write_report<T: serde::Serialize>(path: &Path, report: &T) -> Result<()> {
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(path, json + "\n")
         .with_context(|| format!("{}: cannot write report", path.display()))
+}
+
+fn run_devices() -> Result<()> {
+    let adapters = trustmesh::gpu::list_adapters();
+    if adapters.is_empty() {
+        println!("no Vulkan, Metal or DX12 adapter found (on Debian, `apt-get install mesa-vulkan-drivers` adds the software one)");
+    }
+    for a in adapters {
+        println!("{a}");
+    }
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> Result<()> {
+    let graph = match (a.graph, a.synthetic) {
+        (Some(p), _) => BenchGraph::Log(p),
+        (None, Some((n, m))) => BenchGraph::Synthetic { n, m, seed: a.seed },
+        (None, None) => BenchGraph::Synthetic {
+            n: 100_000,
+            m: 1_000_000,
+            seed: a.seed,
+        },
+    };
+    if a.iters == 0 || a.k.contains(&0) {
+        bail!("--iters and every --k must be at least 1");
+    }
+    let t = Instant::now();
+    let m = bench::load_matrix(&graph)?;
+    println!(
+        "graph: {} ({} agents, {} stored edges, {:.1} s to load)",
+        graph.describe(),
+        m.n(),
+        m.nnz(),
+        t.elapsed().as_secs_f64()
+    );
+    let cpu_bw = bench::cpu_read_bandwidth_gbps();
+    println!(
+        "cpu: {} threads, read bandwidth {:.1} GB/s (measured now)",
+        rayon::current_num_threads(),
+        cpu_bw
+    );
+    let mut cases = Vec::new();
+    for dev in &a.device {
+        let (b, value_bytes, bw): (Box<dyn TrustBackend>, usize, Option<f64>) = match dev.as_str() {
+            "cpu" => (Box::new(CpuBackend), 8, Some(cpu_bw)),
+            "gpu" => match GpuBackend::new(a.adapter.as_deref()) {
+                Ok(g) => (Box::new(g), 4, a.gpu_bandwidth),
+                Err(e) => {
+                    eprintln!("trustmesh: skipping gpu: {e}");
+                    continue;
+                }
+            },
+            other => bail!("--device {other}: expected cpu or gpu"),
+        };
+        println!("{}: {}", dev, b.name());
+        for &k in &a.k {
+            cases.push(bench::measure(
+                b.as_ref(),
+                dev,
+                &m,
+                k,
+                a.iters,
+                value_bytes,
+                bw,
+            )?);
+        }
+    }
+    let base = cases.first().map(|c| c.ms_per_vector).unwrap_or(1.0);
+    println!(
+        "{:<6} {:>4} {:>10} {:>10} {:>11} {:>8} {:>9} {:>10}",
+        "device", "K", "ms/iter", "ms/vector", "Medges/s", "GB/s", "of bound", "speed-up"
+    );
+    for c in &cases {
+        println!(
+            "{:<6} {:>4} {:>10.3} {:>10.3} {:>11.1} {:>8.2} {:>9} {:>9.2}x",
+            c.device,
+            c.k,
+            c.ms_per_iteration,
+            c.ms_per_vector,
+            c.edges_per_second / 1e6,
+            c.gb_per_second,
+            c.fraction_of_bound
+                .map_or("unknown".to_string(), |f| format!("{:.0}%", f * 100.0)),
+            base / c.ms_per_vector
+        );
+    }
+    println!("speed-up: per vector, against the first row (measured in this run)");
+    if let Some(path) = &a.json {
+        write_report(path, &cases)?;
+    }
+    Ok(())
 }
 
 fn run_convert(a: ConvertArgs) -> Result<()> {

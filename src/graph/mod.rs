@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod ids;
+pub mod synthetic;
 
 pub use builder::GraphBuilder;
 pub use ids::AgentIndex;

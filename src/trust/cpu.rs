@@ -88,16 +88,16 @@ impl TrustBackend for CpuBackend {
 
 /// One iteration of every block, in a single parallel pass.
 fn step_all(blocks: &mut [Block], alpha: f64) {
-    let scaled: Vec<Option<Vec<f64>>> = blocks
-        .iter()
-        .map(|b| prescale(b.matrix, &b.t, b.w()))
+    for b in blocks.iter_mut() {
+        b.prescale();
+    }
+    // Output buffers are reused across iterations: fresh allocations would
+    // page-fault on every step, which costs as much as the products on large graphs.
+    let mut nexts: Vec<Vec<f64>> = blocks
+        .iter_mut()
+        .map(|b| std::mem::take(&mut b.next))
         .collect();
-    let mut nexts: Vec<Vec<f64>> = blocks.iter().map(|b| vec![0.0; b.n * b.w()]).collect();
-    let ctxs: Vec<StepCtx> = blocks
-        .iter()
-        .zip(&scaled)
-        .map(|(b, sc)| StepCtx::new(b.matrix, &b.t, sc.as_deref(), &b.p, &b.mass, alpha))
-        .collect();
+    let ctxs: Vec<StepCtx> = blocks.iter().map(|b| StepCtx::new(b, alpha)).collect();
     let mut items = Vec::new();
     for (bi, next) in nexts.iter_mut().enumerate() {
         let w = blocks[bi].w();
@@ -124,7 +124,7 @@ fn step_all(blocks: &mut [Block], alpha: f64) {
                 mass[k] += d[k];
             }
         }
-        b.t = std::mem::take(&mut nexts[bi]);
+        b.next = std::mem::replace(&mut b.t, std::mem::take(&mut nexts[bi]));
         b.mass = mass;
         b.resid = resid;
     }
@@ -142,6 +142,9 @@ struct Block<'a> {
     mass: Vec<f64>,
     /// L1 residual of the last step per column.
     resid: Vec<f64>,
+    /// Reused buffers: the next iterate, and t pre-multiplied by per-source weights.
+    next: Vec<f64>,
+    scaled: Vec<f64>,
     n: usize,
 }
 
@@ -189,8 +192,30 @@ impl<'a> Block<'a> {
             p,
             mass,
             resid: vec![f64::INFINITY; w],
+            next: vec![0.0; n * w],
+            scaled: Vec::new(),
             n,
         })
+    }
+
+    /// For per-source weights, the iteration gathers t(i)·scale(i), computed
+    /// once per step, and reads 4 bytes per edge instead of 12.
+    fn prescale(&mut self) {
+        if let EdgeWeights::PerSource(scale) = self.matrix.weights() {
+            let w = self.w();
+            self.scaled.resize(self.t.len(), 0.0);
+            self.scaled
+                .par_chunks_mut(CHUNK * w)
+                .zip(self.t.par_chunks(CHUNK * w))
+                .zip(scale.par_chunks(CHUNK))
+                .for_each(|((out, t), sc)| {
+                    for ((o, ti), s) in out.chunks_mut(w).zip(t.chunks(w)).zip(sc) {
+                        for (ok, tk) in o.iter_mut().zip(ti) {
+                            *ok = tk * s;
+                        }
+                    }
+                });
+        }
     }
 
     fn w(&self) -> usize {
@@ -259,6 +284,7 @@ impl<'a> Block<'a> {
         self.p = gather(&self.p);
         self.mass = keep.iter().map(|&k| self.mass[k]).collect();
         self.resid = keep.iter().map(|&k| self.resid[k]).collect();
+        self.next = vec![0.0; n * nw];
         let mut cols = std::mem::take(&mut self.cols);
         let mut k = 0;
         cols.retain(|_| {
@@ -310,24 +336,6 @@ fn sum_partials(partial: &[Vec<f64>], w: usize) -> Vec<f64> {
     total
 }
 
-/// For per-source weights, the iteration gathers t(i)·scale(i), computed once
-/// per step, and reads 4 bytes per edge instead of 12.
-fn prescale(m: &TrustMatrix, t: &[f64], w: usize) -> Option<Vec<f64>> {
-    match m.weights() {
-        EdgeWeights::PerSource(scale) => Some(
-            t.par_chunks(CHUNK * w)
-                .zip(scale.par_chunks(CHUNK))
-                .flat_map_iter(|(tc, sc)| {
-                    tc.chunks(w)
-                        .zip(sc)
-                        .flat_map(move |(ti, &s)| ti.iter().map(move |v| v * s))
-                })
-                .collect(),
-        ),
-        EdgeWeights::PerEdge(_) => None,
-    }
-}
-
 struct StepCtx<'a> {
     ptr: &'a [u32],
     src: &'a [u32],
@@ -341,29 +349,23 @@ struct StepCtx<'a> {
 }
 
 impl<'a> StepCtx<'a> {
-    fn new(
-        m: &'a TrustMatrix,
-        t: &'a [f64],
-        scaled: Option<&'a [f64]>,
-        p: &'a [f64],
-        mass: &'a [f64],
-        alpha: f64,
-    ) -> Self {
-        let (x, edge_w) = match (m.weights(), scaled) {
-            (EdgeWeights::PerEdge(v), _) => (t, Some(v.as_slice())),
-            (EdgeWeights::PerSource(_), Some(x)) => (x, None),
-            (EdgeWeights::PerSource(_), None) => {
-                unreachable!("prescale runs for per-source weights")
-            }
+    fn new(b: &'a Block<'a>, alpha: f64) -> Self {
+        let m = b.matrix;
+        let (x, edge_w) = match m.weights() {
+            EdgeWeights::PerEdge(v) => (b.t.as_slice(), Some(v.as_slice())),
+            EdgeWeights::PerSource(_) => (b.scaled.as_slice(), None),
         };
+        // The unchecked gathers in `row_sum` rely on these two facts.
+        assert_eq!(x.len(), m.n() * b.w());
+        debug_assert!(m.sources().iter().all(|&i| (i as usize) < m.n()));
         StepCtx {
             ptr: m.ptr(),
             src: m.sources(),
             edge_w,
             x,
-            t,
-            p,
-            mass,
+            t: &b.t,
+            p: &b.p,
+            mass: &b.mass,
             deficit: m.deficit(),
             alpha,
         }
@@ -393,25 +395,10 @@ fn chunk<const W: usize>(ctx: &StepCtx, j0: usize, out: &mut [f64]) -> (Vec<f64>
     for r in 0..rows {
         let j = j0 + r;
         let (a, b) = (ctx.ptr[j] as usize, ctx.ptr[j + 1] as usize);
-        let mut acc = [0.0f64; W];
-        match ctx.edge_w {
-            None => {
-                for &i in &ctx.src[a..b] {
-                    let xi = &ctx.x[i as usize * W..i as usize * W + W];
-                    for k in 0..W {
-                        acc[k] += xi[k];
-                    }
-                }
-            }
-            Some(ew) => {
-                for (&i, &c) in ctx.src[a..b].iter().zip(&ew[a..b]) {
-                    let xi = &ctx.x[i as usize * W..i as usize * W + W];
-                    for k in 0..W {
-                        acc[k] += c * xi[k];
-                    }
-                }
-            }
-        }
+        let acc = match ctx.edge_w {
+            None => row_sum::<W, false>(&ctx.src[a..b], &[], ctx.x),
+            Some(ew) => row_sum::<W, true>(&ctx.src[a..b], &ew[a..b], ctx.x),
+        };
         let d = ctx.deficit[j];
         for k in 0..W {
             let pj = ctx.p[j * W + k];
@@ -424,6 +411,48 @@ fn chunk<const W: usize>(ctx: &StepCtx, j0: usize, out: &mut [f64]) -> (Vec<f64>
         }
     }
     (resid.to_vec(), mass_next.to_vec())
+}
+
+/// Interleaved partial sums per row: entry e of a row adds into lane e mod
+/// LANES, and the lanes combine as (l0 + l1) + (l2 + l3). Four independent
+/// dependency chains hide the add latency that bounds a single running sum
+/// (one column on a long row would otherwise wait 4 cycles per edge). The order
+/// is fixed by the data alone, identical for every block width, so batched and
+/// single solves stay bit-identical.
+const LANES: usize = 4;
+
+#[inline(always)]
+fn row_sum<const W: usize, const WEIGHTED: bool>(src: &[u32], ew: &[f64], x: &[f64]) -> [f64; W] {
+    let mut acc = [[0.0f64; W]; LANES];
+    let full = src.len() / LANES * LANES;
+    let mut e = 0;
+    while e < full {
+        for (l, lane) in acc.iter_mut().enumerate() {
+            let i = src[e + l] as usize;
+            let c = if WEIGHTED { ew[e + l] } else { 1.0 };
+            for (k, a) in lane.iter_mut().enumerate() {
+                // SAFETY: StepCtx::new checked x.len() == n·W, and every source
+                // id is < n (TrustMatrix::from_entries validates them).
+                let xv = unsafe { *x.get_unchecked(i * W + k) };
+                *a += if WEIGHTED { c * xv } else { xv };
+            }
+        }
+        e += LANES;
+    }
+    for l in 0..src.len() - full {
+        let i = src[full + l] as usize;
+        let c = if WEIGHTED { ew[full + l] } else { 1.0 };
+        for k in 0..W {
+            // SAFETY: as above.
+            let xv = unsafe { *x.get_unchecked(i * W + k) };
+            acc[l][k] += if WEIGHTED { c * xv } else { xv };
+        }
+    }
+    let mut out = [0.0f64; W];
+    for k in 0..W {
+        out[k] = (acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]);
+    }
+    out
 }
 
 /// Agent ids of the `top` highest scores of column k, best first, ties by id.

@@ -1,0 +1,206 @@
+//! `trustmesh bench`: ms per iteration, edges/s and the fraction of a memory
+//! bandwidth bound, per device and block width K, measured in one run so the
+//! figures can be compared as ratios.
+//!
+//! Per-iteration time is the difference between a long and a short solve
+//! divided by the difference in iterations, so set-up (matrix upload, buffer
+//! allocation) cancels out and only the steady-state iteration is timed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::graph::synthetic::power_law_edges;
+use crate::score::{self, ScoreConfig};
+use crate::trust::{
+    build_matrices, pretrust, Column, EdgeWeights, IterParams, TrustBackend, TrustMatrix,
+};
+
+/// Where the benchmark graph comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BenchGraph {
+    /// An interaction log, scored with default parameters (all layers, equal weights).
+    Log(PathBuf),
+    /// Seeded power-law graph with n nodes and m edges.
+    Synthetic { n: u32, m: usize, seed: u64 },
+}
+
+impl BenchGraph {
+    pub fn describe(&self) -> String {
+        match self {
+            BenchGraph::Log(p) => p.display().to_string(),
+            BenchGraph::Synthetic { n, m, seed } => {
+                format!("synthetic power-law n={n} m={m} seed={seed}")
+            }
+        }
+    }
+}
+
+/// Builds the iteration matrix of a benchmark graph.
+pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
+    match g {
+        BenchGraph::Log(path) => {
+            let cfg = ScoreConfig::new(vec![path.to_string_lossy().into_owned()]);
+            let (graph, local, _) = score::prepare(&cfg)?;
+            Ok(build_matrices(&graph, &local)?.0)
+        }
+        BenchGraph::Synthetic { n, m, seed } => {
+            if *n < 2 || *m == 0 {
+                return Err(Error::param(
+                    "--synthetic needs N >= 2 nodes and M >= 1 edges",
+                ));
+            }
+            let edges = power_law_edges(*n, *m, *seed);
+            let mut outdeg = vec![0u32; *n as usize];
+            for &(s, _) in &edges {
+                outdeg[s as usize] += 1;
+            }
+            let entries = edges
+                .iter()
+                .map(|&(s, d)| (s, d, 1.0 / outdeg[s as usize] as f64))
+                .collect();
+            let deficit = outdeg
+                .iter()
+                .map(|&d| if d == 0 { 1.0 } else { 0.0 })
+                .collect();
+            TrustMatrix::from_entries(*n as usize, entries, deficit)
+        }
+    }
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchCase {
+    pub device: String,
+    pub k: usize,
+    pub ms_per_iteration: f64,
+    pub ms_per_vector: f64,
+    pub edges_per_second: f64,
+    /// Compulsory bytes per iteration / time.
+    pub gb_per_second: f64,
+    /// gb_per_second / the device's bandwidth, where known.
+    pub fraction_of_bound: Option<f64>,
+}
+
+/// Compulsory memory traffic of one iteration: each stored index and weight
+/// once, the row pointers, and per vector element the read of t and p and the
+/// write of t' (plus the pre-scaled copy for per-source weights). Gathers of
+/// t(i) are assumed to hit cache, so this is a lower bound on real traffic and
+/// the fraction of the bandwidth bound it yields is conservative.
+pub fn bytes_per_iteration(m: &TrustMatrix, k: usize, value_bytes: usize) -> f64 {
+    let (nnz, n) = (m.nnz() as f64, m.n() as f64);
+    let (w, per_vec) = match m.weights() {
+        EdgeWeights::PerEdge(_) => (value_bytes as f64, 3.0),
+        EdgeWeights::PerSource(_) => (0.0, 5.0),
+    };
+    nnz * (4.0 + w) + 4.0 * n + per_vec * value_bytes as f64 * n * k as f64
+}
+
+/// Steady-state ms per iteration of `backend` on `m` with k columns.
+pub fn time_iteration(
+    backend: &dyn TrustBackend,
+    m: &TrustMatrix,
+    k: usize,
+    iters: u32,
+) -> Result<f64> {
+    let cols: Vec<Column> = (0..k)
+        .map(|_| Column::new(pretrust::uniform(m.n())))
+        .collect();
+    let run = |it: u32| -> Result<f64> {
+        let params = IterParams {
+            epsilon: f64::MIN_POSITIVE,
+            max_iter: it,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        backend.solve(m, &cols, &params)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let short = iters.div_ceil(4).max(1);
+    run(short)?; // warm-up: caches, pipelines, page faults
+    let mut best = f64::INFINITY;
+    for _ in 0..2 {
+        let (a, b) = (run(short)?, run(short + iters)?);
+        best = best.min((b - a).max(0.0) / iters as f64);
+    }
+    Ok(best * 1e3)
+}
+
+/// Measures one (device, k) case.
+pub fn measure(
+    backend: &dyn TrustBackend,
+    device: &str,
+    m: &TrustMatrix,
+    k: usize,
+    iters: u32,
+    value_bytes: usize,
+    bandwidth_gbps: Option<f64>,
+) -> Result<BenchCase> {
+    let ms = time_iteration(backend, m, k, iters)?;
+    let secs = ms / 1e3;
+    let gbps = bytes_per_iteration(m, k, value_bytes) / secs / 1e9;
+    Ok(BenchCase {
+        device: device.to_string(),
+        k,
+        ms_per_iteration: ms,
+        ms_per_vector: ms / k as f64,
+        edges_per_second: m.nnz() as f64 * k as f64 / secs,
+        gb_per_second: gbps,
+        fraction_of_bound: bandwidth_gbps.map(|b| gbps / b),
+    })
+}
+
+/// Sustained read bandwidth of this machine's memory with all threads (GB/s):
+/// a parallel sum over 512 MiB, best of three, as the CPU's bandwidth bound.
+pub fn cpu_read_bandwidth_gbps() -> f64 {
+    let v: Vec<f64> = vec![1.0; 64 << 20];
+    let mut best = f64::INFINITY;
+    let mut sink = 0.0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        sink += v
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().sum::<f64>())
+            .sum::<f64>();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    (v.len() * 8) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::CpuBackend;
+
+    #[test]
+    fn synthetic_matrix_is_stochastic_and_timing_runs() {
+        let m = load_matrix(&BenchGraph::Synthetic {
+            n: 500,
+            m: 5000,
+            seed: 1,
+        })
+        .unwrap();
+        assert_eq!(m.n(), 500);
+        let mut rows = vec![0.0; 500];
+        for j in 0..500 {
+            for e in m.ptr()[j] as usize..m.ptr()[j + 1] as usize {
+                rows[m.sources()[e] as usize] += m.weight(e);
+            }
+        }
+        for (r, d) in rows.iter().zip(m.deficit()) {
+            assert!((r + d - 1.0).abs() < 1e-12);
+        }
+        let c = measure(&CpuBackend, "cpu", &m, 2, 4, 8, Some(10.0)).unwrap();
+        assert!(c.ms_per_iteration >= 0.0 && c.fraction_of_bound.is_some());
+        assert!(load_matrix(&BenchGraph::Synthetic {
+            n: 1,
+            m: 5,
+            seed: 1
+        })
+        .is_err());
+    }
+}
