@@ -12,8 +12,9 @@ use trustmesh::bench::{self, BenchGraph};
 use trustmesh::gpu::GpuBackend;
 use trustmesh::ingest::convert::{self, Format};
 use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
+use trustmesh::score::batched::{self, BatchKind};
 use trustmesh::score::per_topic::{self, TopicOptions};
-use trustmesh::score::{self, DistrustMode, ScoreConfig};
+use trustmesh::score::{self, DistrustMode, RunSummary, ScoreConfig};
 use trustmesh::trust::{CpuBackend, FlatTail, TrustBackend};
 
 #[derive(Parser)]
@@ -155,8 +156,15 @@ struct ScoreArgs {
     #[arg(long)]
     consistency_gate: bool,
     /// One vector per topic (layer) plus `global`, long output format.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["per_layer", "pretrusted_sets"])]
     per_topic: bool,
+    /// One vector per scored layer, in one batched call; long output (agent, layer, score, rank).
+    #[arg(long, conflicts_with = "pretrusted_sets")]
+    per_layer: bool,
+    /// Personalised trust for every set in FILE (Parquet or CSV: set, agent) at once;
+    /// long output (agent, set, score, rank).
+    #[arg(long, conflicts_with = "pretrusted")]
+    pretrusted_sets: Option<PathBuf>,
     /// Stake table (Parquet or CSV: agent, stake >= 0) for dynamic pre-trust.
     #[arg(long, requires = "per_topic")]
     stake: Option<PathBuf>,
@@ -301,6 +309,12 @@ fn run_score(a: ScoreArgs) -> Result<()> {
     };
     cfg.consistency_gate = a.consistency_gate;
     let backend = backend(a.device, a.adapter.as_deref())?;
+    let backend = backend.as_ref();
+    let outputs = Outputs {
+        out: &a.out,
+        report: a.report.as_deref(),
+        top: a.top,
+    };
     if a.per_topic {
         let opts = TopicOptions {
             stake: a.stake,
@@ -309,99 +323,121 @@ fn run_score(a: ScoreArgs) -> Result<()> {
             rho: a.rho,
             similarity: a.topic_similarity,
         };
-        return run_per_topic(
-            &cfg,
-            &opts,
-            backend.as_ref(),
-            &a.out,
-            a.report.as_deref(),
-            a.top,
+        let mut out = per_topic::run(&cfg, &opts, backend)?;
+        let r = &mut out.report;
+        r.seconds.write =
+            outputs.write(|p| trustmesh::output::write_topic_scores(p, &out.scores))?;
+        outputs.write_report(r)?;
+        println!(
+            "{}: {} topics, {} slashed, {} staked",
+            summary(&r.run),
+            r.topics.len(),
+            r.slashed_agents,
+            r.staked_agents
         );
+        let s = &out.scores;
+        let groups = s
+            .topics
+            .iter()
+            .map(String::as_str)
+            .zip(&s.scores)
+            .chain(std::iter::once((per_topic::GLOBAL, &s.global)));
+        for (topic, scores) in groups {
+            outputs.print_top(&format!("topic {topic}"), &s.agents, scores);
+        }
+        return Ok(());
     }
-    let mut out = score::run(&cfg, backend.as_ref())?;
-
-    let t = Instant::now();
-    trustmesh::output::write_scores(&a.out, &out.scores)?;
-    out.report.seconds.write = t.elapsed().as_secs_f64();
-    if let Some(path) = &a.report {
-        let json = serde_json::to_string_pretty(&out.report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("{}: cannot write report", path.display()))?;
+    let batch = match (a.pretrusted_sets, a.per_layer) {
+        (Some(p), _) => Some(BatchKind::PretrustSets(p)),
+        (None, true) => Some(BatchKind::PerLayer),
+        (None, false) => None,
+    };
+    if let Some(kind) = batch {
+        let mut out = batched::run(&cfg, &kind, backend)?;
+        let groups: Vec<(&str, &[f64])> = out
+            .groups
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let r = &mut out.report;
+        r.seconds.write = outputs
+            .write(|p| trustmesh::output::write_long(p, kind.key(), &out.agents, &groups))?;
+        outputs.write_report(r)?;
+        println!(
+            "{}: {} vectors in one batched call",
+            summary(&r.run),
+            groups.len()
+        );
+        for (name, scores) in &groups {
+            outputs.print_top(&format!("{} {name}", kind.key()), &out.agents, scores);
+        }
+        return Ok(());
     }
-
-    let r = &out.report;
+    let mut out = score::run(&cfg, backend)?;
+    let r = &mut out.report;
+    r.seconds.write = outputs.write(|p| trustmesh::output::write_scores(p, &out.scores))?;
+    outputs.write_report(r)?;
     println!(
-        "scored {} agents from {} of {} rows ({} file{}) on {}: {} iterations ({}), residual {:.2e}, error bound {:.2e}",
-        r.agents,
-        r.rows_used,
-        r.rows_read,
-        r.files,
-        if r.files == 1 { "" } else { "s" },
-        r.device,
+        "{}: {} iterations ({}), residual {:.2e}, error bound {:.2e}",
+        summary(&r.run),
         r.iterations,
         r.stop,
         r.residual,
         r.error_bound
     );
-    println!("wrote {}", a.out.display());
-    let order = out.scores.order();
-    println!("{:>6}  {:<24} {:>12}", "rank", "agent", "score");
-    for (pos, &i) in order.iter().take(a.top).enumerate() {
-        println!(
-            "{:>6}  {:<24} {:>12.6e}",
-            pos + 1,
-            out.scores.agents[i],
-            out.scores.scores[i]
-        );
-    }
+    outputs.print_top("top agents", &out.scores.agents, &out.scores.scores);
     Ok(())
 }
 
-fn run_per_topic(
-    cfg: &ScoreConfig,
-    opts: &TopicOptions,
-    backend: &dyn TrustBackend,
-    out_path: &Path,
-    report_path: Option<&Path>,
+/// Where a scoring run's results go.
+struct Outputs<'a> {
+    out: &'a Path,
+    report: Option<&'a Path>,
     top: usize,
-) -> Result<()> {
-    let mut out = per_topic::run(cfg, opts, backend)?;
-    let t = Instant::now();
-    trustmesh::output::write_topic_scores(out_path, &out.scores)?;
-    out.report.seconds.write = t.elapsed().as_secs_f64();
-    if let Some(path) = report_path {
-        write_report(path, &out.report)?;
+}
+
+impl Outputs<'_> {
+    /// Writes the score file and returns the seconds it took.
+    fn write(&self, f: impl FnOnce(&Path) -> trustmesh::Result<()>) -> Result<f64> {
+        let t = Instant::now();
+        f(self.out)?;
+        println!("wrote {}", self.out.display());
+        Ok(t.elapsed().as_secs_f64())
     }
-    let r = &out.report;
-    println!(
-        "scored {} agents in {} topics from {} of {} rows on {} ({} slashed, {} staked)",
-        r.agents,
-        r.topics.len(),
-        r.rows_used,
-        r.rows_read,
-        r.device,
-        r.slashed_agents,
-        r.staked_agents
-    );
-    println!("wrote {}", out_path.display());
-    let s = &out.scores;
-    let all = s
-        .topics
-        .iter()
-        .map(String::as_str)
-        .zip(&s.scores)
-        .chain(std::iter::once((per_topic::GLOBAL, &s.global)));
-    for (topic, scores) in all {
-        println!("topic {topic}:");
-        for (pos, i) in trustmesh::trust::scores::order(scores)
-            .into_iter()
-            .take(top)
-            .enumerate()
-        {
-            println!("{:>6}  {:<24} {:>12.6e}", pos + 1, s.agents[i], scores[i]);
+
+    fn write_report<T: serde::Serialize>(&self, report: &T) -> Result<()> {
+        match self.report {
+            Some(path) => write_report(path, report),
+            None => Ok(()),
         }
     }
-    Ok(())
+
+    fn print_top(&self, title: &str, agents: &[String], scores: &[f64]) {
+        if self.top == 0 {
+            return;
+        }
+        println!("{title}:");
+        println!("{:>6}  {:<24} {:>12}", "rank", "agent", "score");
+        for (pos, i) in trustmesh::trust::scores::order(scores)
+            .into_iter()
+            .take(self.top)
+            .enumerate()
+        {
+            println!("{:>6}  {:<24} {:>12.6e}", pos + 1, agents[i], scores[i]);
+        }
+    }
+}
+
+fn summary(r: &RunSummary) -> String {
+    format!(
+        "scored {} agents from {} of {} rows ({} file{}) on {}",
+        r.agents,
+        r.rows_used,
+        r.rows_read,
+        r.files,
+        if r.files == 1 { "" } else { "s" },
+        r.device
+    )
 }
 
 fn write_report<T: serde::Serialize>(path: &Path, report: &T) -> Result<()> {

@@ -34,28 +34,28 @@ pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
     write_parquet(path, &batch)
 }
 
-/// Long format for `--per-topic`: `agent`, `topic`, `score`, `rank` (rank
-/// within the topic), every agent in every topic, then the `global` rows.
-pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
-    let (mut agents, mut topics, mut vals, mut ranks) =
+/// Long format for batched results: `agent`, `<key>` (topic, layer or set),
+/// `score`, `rank` (within the group, ties by agent id), every agent in every
+/// group, groups in the order given.
+pub fn write_long(
+    path: &Path,
+    key: &str,
+    agents_names: &[String],
+    groups: &[(&str, &[f64])],
+) -> Result<()> {
+    let (mut agents, mut keys, mut vals, mut ranks) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let all = t
-        .topics
-        .iter()
-        .map(String::as_str)
-        .zip(t.scores.iter())
-        .chain(std::iter::once((GLOBAL, &t.global)));
-    for (topic, scores) in all {
+    for (name, scores) in groups {
         for (pos, i) in order(scores).into_iter().enumerate() {
-            agents.push(t.agents[i].as_str());
-            topics.push(topic);
+            agents.push(agents_names[i].as_str());
+            keys.push(*name);
             vals.push(scores[i]);
             ranks.push(pos as u32 + 1);
         }
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("agent", DataType::Utf8, false),
-        Field::new("topic", DataType::Utf8, false),
+        Field::new(key, DataType::Utf8, false),
         Field::new("score", DataType::Float64, false),
         Field::new("rank", DataType::UInt32, false),
     ]));
@@ -63,10 +63,22 @@ pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
         schema,
         vec![
             Arc::new(StringArray::from(agents)),
-            Arc::new(StringArray::from(topics)),
+            Arc::new(StringArray::from(keys)),
             Arc::new(Float64Array::from(vals)),
             Arc::new(UInt32Array::from(ranks)),
         ],
     )?;
     write_parquet(path, &batch)
+}
+
+/// Long format for `--per-topic`: topic groups, then `global`.
+pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
+    let groups: Vec<(&str, &[f64])> = t
+        .topics
+        .iter()
+        .map(String::as_str)
+        .zip(t.scores.iter().map(Vec::as_slice))
+        .chain(std::iter::once((GLOBAL, t.global.as_slice())))
+        .collect();
+    write_long(path, "topic", &t.agents, &groups)
 }

@@ -244,6 +244,19 @@ pub fn read_fraud_proofs(path: &Path) -> Result<Vec<(String, String, usize)>> {
     Ok(out)
 }
 
+/// Pre-trust sets for personalised trust: (set, agent, row) rows.
+pub fn read_pretrust_sets(path: &Path) -> Result<Vec<(String, String, usize)>> {
+    let mut cols = read_cols(path, &["set", "agent"])?.into_iter();
+    let sets = texts(path, "set", cols.next().expect("two columns"))?;
+    let agents = texts(path, "agent", cols.next().expect("two columns"))?;
+    Ok(sets
+        .into_iter()
+        .zip(agents)
+        .enumerate()
+        .map(|(i, (s, a))| (s, a, i))
+        .collect())
+}
+
 /// A topic similarity matrix as CSV: header `topic,<t1>,<t2>,...`, then one
 /// row per topic `<tk>,w(k,t1),...`. Must be square over exactly `topics`,
 /// entries finite and >= 0. Returns w in the order of `topics`.

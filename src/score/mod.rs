@@ -16,9 +16,10 @@ use crate::graph::MultiGraph;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
 use crate::trust::{
     build_matrices, distrust, pretrust, topics, Column, IterParams, LocalTrustConfig, ScoredLayer,
-    Scores, StopReason, TrustBackend,
+    Scores, StopReason, TrustBackend, TrustVector,
 };
 
+pub mod batched;
 pub mod per_topic;
 /// How negative local trust is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -62,6 +63,21 @@ pub struct ScoreOutput {
 /// The `--report` JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    pub iterations: u32,
+    pub residual: f64,
+    /// residual / alpha: L1 distance to the exact fixed point is at most this.
+    pub error_bound: f64,
+    pub stop: StopReason,
+    pub distrust: DistrustMode,
+    pub distrust_applied: bool,
+    pub seconds: StageSeconds,
+}
+
+/// The part of every report that describes the input and the parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
     pub device: String,
     pub files: usize,
     pub rows_read: u64,
@@ -72,14 +88,65 @@ pub struct Report {
     pub edges_per_layer: BTreeMap<String, usize>,
     pub alpha: f64,
     pub epsilon: f64,
+}
+
+impl RunSummary {
+    pub(crate) fn new(
+        backend: &dyn TrustBackend,
+        graph: &MultiGraph,
+        local: &LocalTrustConfig,
+        stats: &IngestStats,
+        params: &IterParams,
+    ) -> Self {
+        RunSummary {
+            device: backend.name(),
+            files: stats.files,
+            rows_read: stats.rows_read,
+            rows_used: stats.rows_used,
+            rows_dropped: stats.rows_dropped.clone(),
+            agents: graph.n(),
+            layers: layer_reports(graph, local),
+            edges_per_layer: graph
+                .layers
+                .iter()
+                .map(|l| (l.name.clone(), l.edges()))
+                .collect(),
+            alpha: params.alpha,
+            epsilon: params.epsilon,
+        }
+    }
+}
+
+impl StageSeconds {
+    pub(crate) fn new(stats: &IngestStats, build_extra: f64, iterate: f64) -> Self {
+        StageSeconds {
+            read: stats.read_seconds,
+            aggregate: stats.aggregate_seconds,
+            build: stats.build_seconds + build_extra,
+            iterate,
+            write: 0.0,
+        }
+    }
+}
+
+/// Iterations, residual and bound of one solved vector, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
     pub iterations: u32,
     pub residual: f64,
-    /// residual / alpha: L1 distance to the exact fixed point is at most this.
     pub error_bound: f64,
     pub stop: StopReason,
-    pub distrust: DistrustMode,
-    pub distrust_applied: bool,
-    pub seconds: StageSeconds,
+}
+
+impl PassReport {
+    pub fn of(v: &TrustVector, alpha: f64) -> Self {
+        PassReport {
+            iterations: v.iterations,
+            residual: v.residual,
+            error_bound: v.error_bound(alpha),
+            stop: v.stop,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,33 +299,14 @@ pub fn run(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput>
     let iterate = t_iter.elapsed().as_secs_f64();
 
     let report = Report {
-        device: backend.name(),
-        files: stats.files,
-        rows_read: stats.rows_read,
-        rows_used: stats.rows_used,
-        rows_dropped: stats.rows_dropped.clone(),
-        agents: graph.n(),
-        layers: layer_reports(&graph, &local),
-        edges_per_layer: graph
-            .layers
-            .iter()
-            .map(|l| (l.name.clone(), l.edges()))
-            .collect(),
-        alpha: params.alpha,
-        epsilon: params.epsilon,
+        run: RunSummary::new(backend, &graph, &local, &stats, &params),
         iterations: v.iterations,
         residual: v.residual,
         error_bound: v.error_bound(params.alpha),
         stop: v.stop,
         distrust: cfg.distrust,
         distrust_applied,
-        seconds: StageSeconds {
-            read: stats.read_seconds,
-            aggregate: stats.aggregate_seconds,
-            build: stats.build_seconds + build_extra,
-            iterate,
-            write: 0.0,
-        },
+        seconds: StageSeconds::new(&stats, build_extra, iterate),
     };
     Ok(ScoreOutput {
         scores: Scores::new(&graph.agents, scores),

@@ -14,14 +14,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{
-    layer_reports, prepare_table, seed_pretrust, DropCounts, LayerReport, ScoreConfig, StageSeconds,
-};
+use super::{prepare_table, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds};
 use crate::error::{Error, Result};
 use crate::ingest::{files, tables, LogTable};
-use crate::trust::{
-    build_matrices, topics, Column, Problem, StopReason, TrustBackend, TrustVector,
-};
+use crate::trust::{build_matrices, topics, Column, Problem, TrustBackend, TrustVector};
 
 /// Reserved name of the combined vector in the long output.
 pub const GLOBAL: &str = "global";
@@ -69,16 +65,8 @@ pub struct TopicOutput {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicReport {
-    pub device: String,
-    pub files: usize,
-    pub rows_read: u64,
-    pub rows_used: u64,
-    pub rows_dropped: DropCounts,
-    pub agents: usize,
-    pub layers: Vec<LayerReport>,
-    pub edges_per_layer: std::collections::BTreeMap<String, usize>,
-    pub alpha: f64,
-    pub epsilon: f64,
+    #[serde(flatten)]
+    pub run: RunSummary,
     pub sigma: f64,
     pub rho: f64,
     pub consistency_gate: bool,
@@ -95,25 +83,6 @@ pub struct TopicPass {
     pub first: PassReport,
     /// None when the prior left the topic's pre-trust unchanged.
     pub second: Option<PassReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PassReport {
-    pub iterations: u32,
-    pub residual: f64,
-    pub error_bound: f64,
-    pub stop: StopReason,
-}
-
-impl PassReport {
-    fn of(v: &TrustVector, alpha: f64) -> Self {
-        PassReport {
-            iterations: v.iterations,
-            residual: v.residual,
-            error_bound: v.error_bound(alpha),
-            stop: v.stop,
-        }
-    }
 }
 
 /// Runs the per-topic model.
@@ -292,20 +261,7 @@ pub fn run(
     }
 
     let report = TopicReport {
-        device: backend.name(),
-        files: stats.files,
-        rows_read: stats.rows_read,
-        rows_used: stats.rows_used,
-        rows_dropped: stats.rows_dropped.clone(),
-        agents: n,
-        layers: layer_reports(&graph, &local),
-        edges_per_layer: graph
-            .layers
-            .iter()
-            .map(|l| (l.name.clone(), l.edges()))
-            .collect(),
-        alpha: params.alpha,
-        epsilon: params.epsilon,
+        run: RunSummary::new(backend, &graph, &local, &stats, &params),
         sigma: opts.sigma,
         rho: opts.rho,
         consistency_gate: cfg.consistency_gate,
@@ -314,13 +270,7 @@ pub fn run(
             .map_or(0, |s| s.iter().filter(|x| **x > 0.0).count()),
         slashed_agents: slashed.iter().filter(|s| **s).count(),
         topics: passes,
-        seconds: StageSeconds {
-            read: stats.read_seconds,
-            aggregate: stats.aggregate_seconds,
-            build: stats.build_seconds + build,
-            iterate,
-            write: 0.0,
-        },
+        seconds: StageSeconds::new(&stats, build, iterate),
     };
     Ok(TopicOutput {
         scores: TopicScores {

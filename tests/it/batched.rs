@@ -1,0 +1,180 @@
+//! `--pretrusted-sets` and `--per-layer`: batched results equal the single
+//! runs they replace, bit for bit on the CPU.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::common::*;
+
+fn read_long(path: &Path, key: &str) -> HashMap<(String, String), f64> {
+    use arrow::array::AsArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = HashMap::new();
+    for b in r {
+        let b = b.unwrap();
+        let a = b
+            .column_by_name("agent")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let g = b.column_by_name(key).unwrap().as_string::<i32>().clone();
+        let s = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.insert((a.value(i).to_string(), g.value(i).to_string()), s.value(i));
+        }
+    }
+    out
+}
+
+fn bitcoin_log(dir: &Path) -> String {
+    let log = dir.join("ba.parquet");
+    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
+    let o = run(&[
+        "convert",
+        "--from",
+        "snap-signed",
+        src.to_str().unwrap(),
+        "--out",
+        log.to_str().unwrap(),
+        "--rating-scale",
+        "10",
+    ]);
+    assert!(o.status.success());
+    log.to_str().unwrap().to_string()
+}
+
+#[test]
+fn pretrust_sets_equal_single_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = bitcoin_log(dir.path());
+    // 33 sets: more than one block of 16 columns, and a remainder of 1.
+    let mut csv = String::from("set,agent\n");
+    for s in 0..33 {
+        for a in [s + 1, s + 7, 2 * s + 11] {
+            csv.push_str(&format!("s{s:02},{a}\n"));
+        }
+    }
+    let sets = dir.path().join("sets.csv");
+    std::fs::write(&sets, &csv).unwrap();
+    let out = dir.path().join("sets.parquet");
+    let o = run(&[
+        "score",
+        "--device",
+        "cpu",
+        "--log",
+        &log,
+        "--out",
+        out.to_str().unwrap(),
+        "--pretrusted-sets",
+        sets.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let batch = read_long(&out, "set");
+    assert_eq!(batch.len(), 33 * 3783);
+    for s in [0, 16, 32] {
+        let pre = dir.path().join("pre.txt");
+        std::fs::write(&pre, format!("{}\n{}\n{}\n", s + 1, s + 7, 2 * s + 11)).unwrap();
+        let single = dir.path().join("single.parquet");
+        let o = run(&[
+            "score",
+            "--device",
+            "cpu",
+            "--log",
+            &log,
+            "--out",
+            single.to_str().unwrap(),
+            "--pretrusted",
+            pre.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        for (agent, score, _) in read_scores(&single) {
+            assert_eq!(
+                batch[&(agent, format!("s{s:02}"))].to_bits(),
+                score.to_bits()
+            );
+        }
+    }
+
+    std::fs::write(&sets, "set,agent\nx,999999\n").unwrap();
+    let o = run(&[
+        "score",
+        "--device",
+        "cpu",
+        "--log",
+        &log,
+        "--out",
+        out.to_str().unwrap(),
+        "--pretrusted-sets",
+        sets.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("row 1") && stderr(&o).contains("`999999`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn per_layer_equals_single_layer_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("l.parquet");
+    let mut rows = Vec::new();
+    for k in 0..200i64 {
+        let (a, b) = (format!("a{}", k % 17), format!("a{}", (k * 7 + 3) % 19));
+        rows.push(row(
+            k,
+            &a,
+            &b,
+            if k % 3 == 0 { "pay" } else { "review" },
+            ((k % 5) as f64 - 1.0) / 4.0,
+            1.0,
+        ));
+    }
+    write_log(&log, &rows);
+    let out = dir.path().join("pl.parquet");
+    let log = log.to_str().unwrap();
+    let o = run(&[
+        "score",
+        "--device",
+        "cpu",
+        "--log",
+        log,
+        "--out",
+        out.to_str().unwrap(),
+        "--per-layer",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let batch = read_long(&out, "layer");
+    for layer in ["pay", "review"] {
+        let single = dir.path().join("single.parquet");
+        let o = run(&[
+            "score",
+            "--device",
+            "cpu",
+            "--log",
+            log,
+            "--out",
+            single.to_str().unwrap(),
+            "--layers",
+            layer,
+        ]);
+        assert!(o.status.success());
+        let s = read_scores(&single);
+        assert_eq!(s.len(), 19);
+        for (agent, score, _) in s {
+            assert_eq!(
+                batch[&(agent, layer.to_string())].to_bits(),
+                score.to_bits()
+            );
+        }
+    }
+}
