@@ -150,3 +150,50 @@ proptest! {
         prop_assert!(s1.iter().all(|b| f64::from_bits(*b) >= 0.0));
     }
 }
+
+#[test]
+fn binary_gives_identical_bits_on_one_thread_and_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("l.parquet");
+    write_log(&log, &bitcoin_rows());
+    let mut results = Vec::new();
+    for threads in ["1", "4"] {
+        let out = dir.path().join(format!("s{threads}.parquet"));
+        let o = bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "score",
+                "--device",
+                "cpu",
+                "--log",
+                log.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "--cheap",
+                "review",
+                "--costly",
+                "payment",
+                "--half-life",
+                "90d",
+                "--distrust",
+                "discount",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("{threads} threads")),
+            "{}",
+            stdout(&o)
+        );
+        results.push(
+            read_scores(&out)
+                .into_iter()
+                .map(|(a, s, r)| (a, s.to_bits(), r))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(results[0], results[1]);
+}
