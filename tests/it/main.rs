@@ -1,7 +1,10 @@
 //! The single integration-test binary (each file in tests/ would link
 //! DataFusion again); one module per area.
 
+mod batched;
 mod cli;
 mod common;
 mod determinism;
+mod gpu;
 mod reference;
+mod topics;

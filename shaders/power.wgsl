@@ -1,0 +1,224 @@
+// Kernel family: one power-iteration update per column, then the per-column
+// reductions and the stopping decision, all on the device.
+//
+//   t'(j) = (1 - a) · y(j) + coef · p(j),   coef = (1 - a) · (d·t) + a
+//
+// where y = Cᵀ x came from spmv.wgsl. The L1 residual Σ|t' - t| and the
+// dangling mass Σ d(j)·t'(j) are reduced in three fixed levels, compensated
+// all the way, with no float atomics (so a given device gives the same bits
+// every run):
+//
+//   update_*  one partial per UPDATE_ROWS consecutive rows,
+//   fold      one partial per FOLD update partials,
+//   finalize  one workgroup per column group: strided sums, then a tree.
+//
+// `finalize` then counts the iteration and freezes a column once its residual
+// is below epsilon or it reached max_iter. A frozen column is copied through
+// unchanged by later iterations, so it ends exactly at the iteration that
+// stopped it, and the host only needs to read the small `cols` buffer every
+// few iterations, never the vectors before the end.
+
+// Per-column scalar state, read back by the host.
+struct ColState {
+    iterations: u32,
+    // 0 running, 1 converged, 2 flat tail (set by the host), 3 max_iter.
+    stop: u32,
+    residual: f32,
+    mass: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> acc: array<V>;
+// Pre-trust, interleaved like t.
+@group(0) @binding(2) var<storage, read> pre: array<V>;
+// Per row: (deficit d(j), per-source scale (1 when weights are per edge)).
+@group(0) @binding(3) var<storage, read> rowinfo: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> t_cur: array<V>;
+@group(0) @binding(5) var<storage, read_write> t_next: array<V>;
+// Pre-scaled copy of t_next for the next gather (per-source weights only; the
+// per-edge entry point binds a placeholder it never writes, so both entry
+// points share one layout).
+@group(0) @binding(6) var<storage, read_write> x_next: array<V>;
+// [0, G) teleport coefficient, [G, 2G) frozen flag (1.0 = stopped or padding).
+@group(0) @binding(7) var<storage, read_write> colv: array<V>;
+// Partials, 4 per (item, group): residual (s, c), then mass (s, c).
+@group(0) @binding(8) var<storage, read_write> part0: array<V>;
+@group(0) @binding(9) var<storage, read_write> part1: array<V>;
+@group(0) @binding(10) var<storage, read_write> cols: array<ColState>;
+
+// New value of row `row`, group `g`; returns it with its residual and mass terms.
+struct RowOut {
+    v: V,
+    resid: V,
+    mass: V,
+}
+
+fn update_one(row: u32, g: u32) -> RowOut {
+    let i = vidx(row, g);
+    let t = t_cur[i];
+    let frozen = colv[params.groups + g] > V(0.5);
+    // Two roundings fewer than (1-a)·(y + m·p) + a·p, and the same value.
+    let fresh = params.keep * acc[i] + colv[g] * pre[i];
+    let v = select(fresh, t, frozen);
+    t_next[i] = v;
+    return RowOut(v, abs(v - t), rowinfo[row].x * v);
+}
+
+fn write_x(row: u32, g: u32, v: V) {
+    x_next[vidx(row, g)] = v * rowinfo[row].y;
+}
+
+// Two writers instead of one with a flag: a kernel's bind group layout holds
+// every buffer its code mentions, and the update kernel is already at 8.
+fn write_part0(item: u32, g: u32, r: Acc, m: Acc) {
+    let base = 4u * vidx(item, g);
+    part0[base] = r.s;
+    part0[base + 1u] = r.c;
+    part0[base + 2u] = m.s;
+    part0[base + 3u] = m.c;
+}
+
+fn write_part1(item: u32, g: u32, r: Acc, m: Acc) {
+    let base = 4u * vidx(item, g);
+    part1[base] = r.s;
+    part1[base + 1u] = r.c;
+    part1[base + 2u] = m.s;
+    part1[base + 3u] = m.c;
+}
+
+// Invocation (p, g) handles rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS
+// and writes partial p: which rows share a partial does not depend on how
+// many columns share the block. `scaled` also writes x' = t'·scale.
+fn update_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, scaled: bool) {
+    let g = lid % params.gp;
+    let p = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    if g >= params.groups || p >= params.n_part0 {
+        return;
+    }
+    var r = acc_zero();
+    var m = acc_zero();
+    let end = min(params.n, (p + 1u) * UPDATE_ROWS);
+    for (var row = p * UPDATE_ROWS; row < end; row++) {
+        let o = update_one(row, g);
+        if scaled {
+            write_x(row, g, o.v);
+        }
+        r = acc_add(r, o.resid);
+        m = acc_add(m, o.mass);
+    }
+    write_part0(p, g, r, m);
+}
+
+@compute @workgroup_size(256)
+fn update_ps(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    update_rows(wid, nwg, lid, true);
+}
+
+@compute @workgroup_size(256)
+fn update_pe(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    update_rows(wid, nwg, lid, false);
+}
+
+// One invocation per (FOLD consecutive update partials, group).
+@compute @workgroup_size(256)
+fn fold(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = lid % params.gp;
+    let q = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    if g >= params.groups || q >= params.n_part1 {
+        return;
+    }
+    var r = acc_zero();
+    var m = acc_zero();
+    let end = min(params.n_part0, (q + 1u) * FOLD);
+    for (var p = q * FOLD; p < end; p++) {
+        let base = 4u * vidx(p, g);
+        r = acc_merge(r, Acc(part0[base], part0[base + 1u]));
+        m = acc_merge(m, Acc(part0[base + 2u], part0[base + 3u]));
+    }
+    write_part1(q, g, r, m);
+}
+
+var<workgroup> red_rs: array<V, WG>;
+var<workgroup> red_rc: array<V, WG>;
+var<workgroup> red_ms: array<V, WG>;
+var<workgroup> red_mc: array<V, WG>;
+
+// One workgroup per column group: strided sums of the folded partials, a
+// tree over the workgroup (pairing fixed by invocation index), then one
+// invocation updates the group's columns.
+@compute @workgroup_size(256)
+fn finalize(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x;
+    var r = acc_zero();
+    var m = acc_zero();
+    for (var q = lid; q < params.n_part1; q += WG) {
+        let base = 4u * vidx(q, g);
+        r = acc_merge(r, Acc(part1[base], part1[base + 1u]));
+        m = acc_merge(m, Acc(part1[base + 2u], part1[base + 3u]));
+    }
+    red_rs[lid] = r.s;
+    red_rc[lid] = r.c;
+    red_ms[lid] = m.s;
+    red_mc[lid] = m.c;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let a = acc_merge(Acc(red_rs[lid], red_rc[lid]), Acc(red_rs[lid + stride], red_rc[lid + stride]));
+            red_rs[lid] = a.s;
+            red_rc[lid] = a.c;
+            let b = acc_merge(Acc(red_ms[lid], red_mc[lid]), Acc(red_ms[lid + stride], red_mc[lid + stride]));
+            red_ms[lid] = b.s;
+            red_mc[lid] = b.c;
+        }
+        workgroupBarrier();
+    }
+    if lid != 0u {
+        return;
+    }
+    let resid = red_rs[0] + red_rc[0];
+    let mass = red_ms[0] + red_mc[0];
+    var coef = colv[g];
+    var frozen = colv[params.groups + g];
+    for (var l = 0u; l < LANES; l++) {
+        let k = g * LANES + l;
+        if k >= params.width {
+            frozen = with_lane(frozen, l, 1.0);
+            continue;
+        }
+        var st = cols[k];
+        if st.stop != 0u {
+            frozen = with_lane(frozen, l, 1.0);
+            continue;
+        }
+        st.iterations += 1u;
+        st.residual = lane(resid, l);
+        st.mass = lane(mass, l);
+        if st.residual < params.epsilon {
+            st.stop = 1u;
+        } else if st.iterations >= params.max_iter {
+            st.stop = 3u;
+        }
+        if st.stop != 0u {
+            frozen = with_lane(frozen, l, 1.0);
+        }
+        coef = with_lane(coef, l, params.keep * st.mass + params.alpha);
+        cols[k] = st;
+    }
+    colv[g] = coef;
+    colv[params.groups + g] = frozen;
+}
