@@ -298,7 +298,7 @@ impl<'a> Block<'a> {
 
 fn normalised(v: &[f64], id: usize) -> Result<Vec<f64>> {
     let s: f64 = v.iter().sum();
-    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| !(*x >= 0.0)) {
+    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| x.is_nan() || *x < 0.0) {
         return Err(Error::param(format!(
             "column {id}: warm start must be non-negative with a positive sum"
         )));
@@ -442,10 +442,10 @@ fn row_sum<const W: usize, const WEIGHTED: bool>(src: &[u32], ew: &[f64], x: &[f
     for l in 0..src.len() - full {
         let i = src[full + l] as usize;
         let c = if WEIGHTED { ew[full + l] } else { 1.0 };
-        for k in 0..W {
+        for (k, a) in acc[l].iter_mut().enumerate() {
             // SAFETY: as above.
             let xv = unsafe { *x.get_unchecked(i * W + k) };
-            acc[l][k] += if WEIGHTED { c * xv } else { xv };
+            *a += if WEIGHTED { c * xv } else { xv };
         }
     }
     let mut out = [0.0f64; W];
@@ -488,14 +488,14 @@ mod tests {
     fn dense_reference(m: &TrustMatrix, p: &[f64], alpha: f64, iters: usize) -> Vec<f64> {
         let n = m.n();
         let mut c = vec![vec![0.0; n]; n];
-        for j in 0..n {
-            for e in m.ptr()[j] as usize..m.ptr()[j + 1] as usize {
+        for (j, w) in m.ptr().windows(2).enumerate() {
+            for e in w[0] as usize..w[1] as usize {
                 c[m.sources()[e] as usize][j] = m.weight(e);
             }
         }
-        for i in 0..n {
-            for j in 0..n {
-                c[i][j] += m.deficit()[i] * p[j];
+        for (row, d) in c.iter_mut().zip(m.deficit()) {
+            for (cij, pj) in row.iter_mut().zip(p) {
+                *cij += d * pj;
             }
         }
         let mut t = p.to_vec();

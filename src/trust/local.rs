@@ -193,8 +193,8 @@ mod tests {
     fn dense(m: &TrustMatrix) -> Vec<Vec<f64>> {
         let n = m.n();
         let mut c = vec![vec![0.0; n]; n];
-        for j in 0..n {
-            for e in m.ptr()[j] as usize..m.ptr()[j + 1] as usize {
+        for (j, w) in m.ptr().windows(2).enumerate() {
+            for e in w[0] as usize..w[1] as usize {
                 c[m.sources()[e] as usize][j] += m.weight(e);
             }
         }

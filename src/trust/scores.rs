@@ -17,7 +17,7 @@ impl Scores {
         }
     }
 
-    /// 1-based rank per agent: highest score first, ties by agent id (= name
+    /// 1-based rank per agent: highest score first, ties by agent id (the canonical name
     /// order), so ranks are a total order and reproducible.
     pub fn ranks(&self) -> Vec<u32> {
         ranks(&self.scores)

@@ -92,9 +92,9 @@ fn power_law(n: usize, min_deg: f64, max_deg: usize, per_edge: bool, seed: u64) 
     let mut entries = Vec::new();
     let mut deficit = vec![0.0; n];
     let mut targets = Vec::new();
-    for i in 0..n {
+    for (i, d) in deficit.iter_mut().enumerate() {
         if rng.unit() < 0.1 {
-            deficit[i] = 1.0;
+            *d = 1.0;
             continue;
         }
         let deg = ((min_deg * (1.0 - rng.unit()).powf(-1.0 / 1.5)) as usize).clamp(1, max_deg);
@@ -112,7 +112,7 @@ fn power_law(n: usize, min_deg: f64, max_deg: usize, per_edge: bool, seed: u64) 
             for (&j, wj) in targets.iter().zip(&w) {
                 entries.push((i as u32, j, keep * wj / s));
             }
-            deficit[i] = 1.0 - keep;
+            *d = 1.0 - keep;
         } else {
             for &j in &targets {
                 entries.push((i as u32, j, 1.0 / targets.len() as f64));
@@ -532,42 +532,4 @@ fn gpu_rejects_bad_columns() {
     };
     let err = g.solve(&m, &[bad], &gpu_params()).unwrap_err();
     assert!(err.to_string().contains("warm start"), "{err}");
-}
-
-/// Rough timing on a 1M-edge power-law graph (not a benchmark: run with
-/// `cargo test --test it gpu_timing -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn gpu_timing_1m_edges() {
-    let Some(g) = gpu() else { return };
-    let m = power_law(200_000, 2.5, 20_000, false, 46);
-    eprintln!("graph: n={} nnz={}", m.n(), m.nnz());
-    let params = IterParams {
-        epsilon: 1e-6,
-        ..Default::default()
-    };
-    for k in [1, 16] {
-        let cols = pretrusts(m.n(), k, 1);
-        // Warm-up (buffer creation paths, driver JIT caches).
-        g.solve(&m, &cols, &params).unwrap();
-        let t = std::time::Instant::now();
-        let gv = g.solve(&m, &cols, &params).unwrap();
-        let gpu_s = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        let cv = CpuBackend.solve(&m, &cols, &params).unwrap();
-        let cpu_s = t.elapsed().as_secs_f64();
-        let worst = gv
-            .iter()
-            .zip(&cv)
-            .map(|(a, b)| l1(&a.scores, &b.scores))
-            .fold(0.0, f64::max);
-        eprintln!(
-            "K={k}: GPU {:.3} s ({} iterations), CPU {:.3} s ({} iterations, {} threads), L1 {worst:.2e}",
-            gpu_s,
-            gv[0].iterations,
-            cpu_s,
-            cv[0].iterations,
-            rayon::current_num_threads()
-        );
-    }
 }
