@@ -40,9 +40,10 @@ use super::device::{scoped, GpuContext, Kernels, Lanes};
 use super::plan::{Plan, SHORT_MAX};
 use crate::error::{Error, Result};
 use crate::trust::engine::{
-    check_columns, Column, IterParams, StopReason, TrustBackend, TrustVector,
+    check_columns, normalised_start, Column, IterParams, StopReason, TrustBackend, TrustVector,
 };
 use crate::trust::matrix::{EdgeWeights, TrustMatrix};
+use crate::trust::scores::top_ids;
 
 /// Iterations recorded per submission before the host looks at the residuals.
 ///
@@ -162,7 +163,12 @@ impl TrustBackend for GpuBackend {
         let starts = columns
             .iter()
             .enumerate()
-            .map(|(id, c)| c.start.as_deref().map(|s| normalised(s, id)).transpose())
+            .map(|(id, c)| {
+                c.start
+                    .as_deref()
+                    .map(|s| normalised_start(s, id))
+                    .transpose()
+            })
             .collect::<Result<Vec<_>>>()?;
         if columns.is_empty() {
             return Ok(Vec::new());
@@ -200,16 +206,6 @@ impl TrustBackend for GpuBackend {
 }
 
 /// Same rule and message as the CPU back end.
-fn normalised(v: &[f64], id: usize) -> Result<Vec<f64>> {
-    let s: f64 = v.iter().sum();
-    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| x.is_nan() || *x < 0.0) {
-        return Err(Error::param(format!(
-            "column {id}: warm start must be non-negative with a positive sum"
-        )));
-    }
-    Ok(v.iter().map(|x| x / s).collect())
-}
-
 fn storage(ctx: &GpuContext, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
     // Zero-sized bindings are invalid; an empty array gets one unused element.
     let pad = [0u8; 16];
@@ -731,7 +727,7 @@ impl Block {
                     if s.stop != 0 {
                         continue;
                     }
-                    let top = top_order(&t, stride, k, n, ft.top);
+                    let top = top_ids(n, ft.top, |i| t[i * stride + k] as f64);
                     let (prev, stable) = &mut tops[k];
                     if *prev == top {
                         *stable += interval;
@@ -825,19 +821,4 @@ fn pipes(
     } else {
         (&k.spmv_short_ps, &k.spmv_long_ps, &k.update_ps)
     }
-}
-
-/// Agent ids of the `top` highest scores of column k, best first, ties by id
-/// (the CPU back end's rule).
-fn top_order(t: &[f32], stride: usize, k: usize, n: usize, top: usize) -> Vec<u32> {
-    let score = |i: u32| t[i as usize * stride + k];
-    let cmp = |a: &u32, b: &u32| score(*b).total_cmp(&score(*a)).then(a.cmp(b));
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    let top = top.min(n);
-    if top < n {
-        idx.select_nth_unstable_by(top, cmp);
-        idx.truncate(top);
-    }
-    idx.sort_unstable_by(cmp);
-    idx
 }

@@ -11,10 +11,12 @@
 use rayon::prelude::*;
 
 use super::engine::{
-    check_columns, Column, IterParams, Problem, StopReason, TrustBackend, TrustVector,
+    check_columns, normalised_start, Column, IterParams, Problem, StopReason, TrustBackend,
+    TrustVector,
 };
 use super::matrix::{EdgeWeights, TrustMatrix};
-use crate::error::{Error, Result};
+use super::scores::top_ids;
+use crate::error::Result;
 
 /// Targets per work item; also the granularity of the deterministic reductions.
 pub const CHUNK: usize = 2048;
@@ -165,7 +167,7 @@ impl<'a> Block<'a> {
         for (k, &id) in ids.iter().enumerate() {
             let c = &columns[id];
             let start = match &c.start {
-                Some(s) => normalised(s, id)?,
+                Some(s) => normalised_start(s, id)?,
                 None => c.pretrust.clone(),
             };
             for i in 0..n {
@@ -231,7 +233,7 @@ impl<'a> Block<'a> {
             if c.residual < params.epsilon {
                 c.stop = Some(StopReason::Converged);
             } else if let Some(ft) = params.flat_tail {
-                let top = top_order(&self.t, w, k, ft.top);
+                let top = top_ids(self.n, ft.top, |i| self.t[i * w + k]);
                 if top == c.top {
                     c.stable += 1;
                 } else {
@@ -294,16 +296,6 @@ impl<'a> Block<'a> {
         self.cols = cols;
         done
     }
-}
-
-fn normalised(v: &[f64], id: usize) -> Result<Vec<f64>> {
-    let s: f64 = v.iter().sum();
-    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| x.is_nan() || *x < 0.0) {
-        return Err(Error::param(format!(
-            "column {id}: warm start must be non-negative with a positive sum"
-        )));
-    }
-    Ok(v.iter().map(|x| x / s).collect())
 }
 
 /// Σ_i d_i·t_i per column, in fixed chunks.
@@ -453,21 +445,6 @@ fn row_sum<const W: usize, const WEIGHTED: bool>(src: &[u32], ew: &[f64], x: &[f
         out[k] = (acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]);
     }
     out
-}
-
-/// Agent ids of the `top` highest scores of column k, best first, ties by id.
-fn top_order(t: &[f64], w: usize, k: usize, top: usize) -> Vec<u32> {
-    let n = t.len() / w;
-    let score = |i: u32| t[i as usize * w + k];
-    let cmp = |a: &u32, b: &u32| score(*b).total_cmp(&score(*a)).then(a.cmp(b));
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    let top = top.min(n);
-    if top < n {
-        idx.select_nth_unstable_by(top, cmp);
-        idx.truncate(top);
-    }
-    idx.sort_unstable_by(cmp);
-    idx
 }
 
 #[cfg(test)]

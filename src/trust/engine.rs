@@ -175,3 +175,15 @@ pub fn check_columns(matrix: &TrustMatrix, columns: &[Column]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A warm start scaled to sum 1; shared by back ends so they reject the same
+/// inputs with the same message.
+pub fn normalised_start(v: &[f64], id: usize) -> Result<Vec<f64>> {
+    let s: f64 = v.iter().sum();
+    if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| x.is_nan() || *x < 0.0) {
+        return Err(Error::param(format!(
+            "column {id}: warm start must be non-negative with a positive sum"
+        )));
+    }
+    Ok(v.iter().map(|x| x / s).collect())
+}

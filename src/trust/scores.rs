@@ -36,6 +36,24 @@ pub fn order(scores: &[f64]) -> Vec<usize> {
     idx
 }
 
+/// Ids of the `top` highest of n scores, best first, ties by id, without
+/// sorting all n (the flat-tail rule runs this every iteration).
+pub fn top_ids(n: usize, top: usize, score: impl Fn(usize) -> f64) -> Vec<u32> {
+    let cmp = |a: &u32, b: &u32| {
+        score(*b as usize)
+            .total_cmp(&score(*a as usize))
+            .then(a.cmp(b))
+    };
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let top = top.min(n);
+    if top < n {
+        idx.select_nth_unstable_by(top, cmp);
+        idx.truncate(top);
+    }
+    idx.sort_unstable_by(cmp);
+    idx
+}
+
 /// 1-based ranks, ties by index.
 pub fn ranks(scores: &[f64]) -> Vec<u32> {
     let mut r = vec![0u32; scores.len()];
@@ -52,5 +70,8 @@ mod tests {
     #[test]
     fn ranks_break_ties_by_id() {
         assert_eq!(ranks(&[0.2, 0.5, 0.2, 0.1]), vec![2, 1, 3, 4]);
+        let s = [0.2, 0.5, 0.2, 0.1, 0.9];
+        assert_eq!(top_ids(5, 3, |i| s[i]), vec![4, 1, 0]);
+        assert_eq!(top_ids(5, 9, |i| s[i]), vec![4, 1, 0, 2, 3]);
     }
 }

@@ -87,7 +87,9 @@ pub fn uniform_similarity(topics: usize) -> Vec<Vec<f64>> {
 /// consensus seen by rater i is the mean of the *other* raters' o(·,j) (leave
 /// one out, so a rater cannot pull the consensus towards itself), and
 ///
-///     g_i = 1 - mean_j |o(i,j) - consensus_{-i}(j)| / 2
+/// ```text
+/// g_i = 1 - mean_j |o(i,j) - consensus_{-i}(j)| / 2
+/// ```
 ///
 /// over those ratees; a rater with no such ratee has g_i = 1.
 pub fn consistency_gate(layer: &LayerGraph, n: usize) -> Vec<f64> {

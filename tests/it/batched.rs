@@ -1,60 +1,12 @@
 //! `--pretrusted-sets` and `--per-layer`: batched results equal the single
 //! runs they replace, bit for bit on the CPU.
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use crate::common::*;
-
-fn read_long(path: &Path, key: &str) -> HashMap<(String, String), f64> {
-    use arrow::array::AsArray;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut out = HashMap::new();
-    for b in r {
-        let b = b.unwrap();
-        let a = b
-            .column_by_name("agent")
-            .unwrap()
-            .as_string::<i32>()
-            .clone();
-        let g = b.column_by_name(key).unwrap().as_string::<i32>().clone();
-        let s = b
-            .column_by_name("score")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::Float64Type>()
-            .clone();
-        for i in 0..b.num_rows() {
-            out.insert((a.value(i).to_string(), g.value(i).to_string()), s.value(i));
-        }
-    }
-    out
-}
-
-fn bitcoin_log(dir: &Path) -> String {
-    let log = dir.join("ba.parquet");
-    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
-    let o = run(&[
-        "convert",
-        "--from",
-        "snap-signed",
-        src.to_str().unwrap(),
-        "--out",
-        log.to_str().unwrap(),
-        "--rating-scale",
-        "10",
-    ]);
-    assert!(o.status.success());
-    log.to_str().unwrap().to_string()
-}
 
 #[test]
 fn pretrust_sets_equal_single_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let log = bitcoin_log(dir.path());
+    let log = bitcoin_log(dir.path()).to_str().unwrap().to_string();
     // 33 sets: more than one block of 16 columns, and a remainder of 1.
     let mut csv = String::from("set,agent\n");
     for s in 0..33 {
@@ -97,7 +49,7 @@ fn pretrust_sets_equal_single_runs() {
         assert!(o.status.success());
         for (agent, score, _) in read_scores(&single) {
             assert_eq!(
-                batch[&(agent, format!("s{s:02}"))].to_bits(),
+                batch[&(agent, format!("s{s:02}"))].0.to_bits(),
                 score.to_bits()
             );
         }
@@ -172,7 +124,7 @@ fn per_layer_equals_single_layer_runs() {
         assert_eq!(s.len(), 19);
         for (agent, score, _) in s {
             assert_eq!(
-                batch[&(agent, layer.to_string())].to_bits(),
+                batch[&(agent, layer.to_string())].0.to_bits(),
                 score.to_bits()
             );
         }

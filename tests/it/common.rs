@@ -135,3 +135,54 @@ pub fn shared_data(rel: &str) -> PathBuf {
         .join("../shared/data")
         .join(rel)
 }
+
+/// Long-format output (`agent`, `<key>`, `score`, `rank`) keyed by (agent, group).
+pub fn read_long(
+    path: &Path,
+    key: &str,
+) -> std::collections::HashMap<(String, String), (f64, u32)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, UInt32Type};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = std::collections::HashMap::new();
+    for b in r {
+        let b = b.unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (a, g, s, k) = (col("agent"), col(key), col("score"), col("rank"));
+        let (a, g) = (a.as_string::<i32>(), g.as_string::<i32>());
+        let (s, k) = (
+            s.as_primitive::<Float64Type>(),
+            k.as_primitive::<UInt32Type>(),
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                (a.value(i).to_string(), g.value(i).to_string()),
+                (s.value(i), k.value(i)),
+            );
+        }
+    }
+    out
+}
+
+/// The Bitcoin Alpha network converted to a log in `dir` (layer `trust`).
+pub fn bitcoin_log(dir: &Path) -> PathBuf {
+    let log = dir.join("ba.parquet");
+    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
+    let o = run(&[
+        "convert",
+        "--from",
+        "snap-signed",
+        src.to_str().unwrap(),
+        "--out",
+        log.to_str().unwrap(),
+        "--rating-scale",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("wrote 24186 rows"), "{}", stdout(&o));
+    log
+}

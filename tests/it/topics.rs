@@ -8,46 +8,6 @@ use crate::common::*;
 
 type TopicRows = HashMap<(String, String), (f64, u32)>;
 
-fn read_topic_scores(path: &Path) -> TopicRows {
-    use arrow::array::AsArray;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut out = HashMap::new();
-    for b in r {
-        let b = b.unwrap();
-        let a = b
-            .column_by_name("agent")
-            .unwrap()
-            .as_string::<i32>()
-            .clone();
-        let t = b
-            .column_by_name("topic")
-            .unwrap()
-            .as_string::<i32>()
-            .clone();
-        let s = b
-            .column_by_name("score")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::Float64Type>()
-            .clone();
-        let k = b
-            .column_by_name("rank")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::UInt32Type>()
-            .clone();
-        for i in 0..b.num_rows() {
-            out.insert(
-                (a.value(i).to_string(), t.value(i).to_string()),
-                (s.value(i), k.value(i)),
-            );
-        }
-    }
-    out
-}
-
 fn per_topic(dir: &Path, log: &Path, extra: &[&str]) -> (TopicRows, serde_json::Value) {
     let out = dir.join("t.parquet");
     let rep = dir.join("t.json");
@@ -71,7 +31,7 @@ fn per_topic(dir: &Path, log: &Path, extra: &[&str]) -> (TopicRows, serde_json::
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
-    (read_topic_scores(&out), r)
+    (read_long(&out, "topic"), r)
 }
 
 fn get(s: &TopicRows, agent: &str, topic: &str) -> f64 {
@@ -175,19 +135,7 @@ fn slashing_removes_pretrust_stake_and_feedback() {
 #[test]
 fn one_topic_equals_plain_score_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("ba.parquet");
-    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
-    let o = run(&[
-        "convert",
-        "--from",
-        "snap-signed",
-        src.to_str().unwrap(),
-        "--out",
-        log.to_str().unwrap(),
-        "--rating-scale",
-        "10",
-    ]);
-    assert!(o.status.success());
+    let log = bitcoin_log(dir.path());
     let plain = dir.path().join("p.parquet");
     let o = run(&[
         "score",
