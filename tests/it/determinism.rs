@@ -197,3 +197,37 @@ fn binary_gives_identical_bits_on_one_thread_and_many() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn decay_halves_weight_per_half_life_and_window_filters() {
+    // a rates b now and c one half-life (1 h) earlier, both fully positive;
+    // a row two hours old is cut by --since; now = the latest ts read.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("d.parquet");
+    let now = 10_000_000i64;
+    write_log(
+        &log,
+        &[
+            row(now, "a", "b", "x", 1.0, 1.0),
+            row(now - 3_600_000, "a", "c", "x", 1.0, 1.0),
+            row(now - 7_200_000, "a", "d", "x", 1.0, 4.0),
+        ],
+    );
+    let mut cfg = ScoreConfig::new(vec![log.to_str().unwrap().to_string()]);
+    cfg.ingest.half_life_s = Some(3600.0);
+    cfg.ingest.since_ms = Some(now - 5_000_000);
+    let (g, _, stats) = score::prepare(&cfg).unwrap();
+    assert_eq!(stats.rows_dropped.outside_window, 1);
+    assert_eq!(
+        g.n(),
+        4,
+        "d stays an agent although its only row is filtered"
+    );
+    let l = &g.layers[0];
+    let a = g.agents.id("a").unwrap() as usize;
+    let row: Vec<(String, f64, f64)> = l
+        .row(a)
+        .map(|(j, s, v)| (g.agents.name(j).to_string(), s, v))
+        .collect();
+    assert_eq!(row, vec![("b".into(), 1.0, 1.0), ("c".into(), 0.5, 0.5)]);
+}
