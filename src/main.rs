@@ -317,6 +317,7 @@ fn run_score(a: ScoreArgs) -> Result<()> {
         out: &a.out,
         report: a.report.as_deref(),
         top: a.top,
+        announced: Default::default(),
     };
     if a.per_topic {
         let opts = TopicOptions {
@@ -397,6 +398,8 @@ struct Outputs<'a> {
     out: &'a Path,
     report: Option<&'a Path>,
     top: usize,
+    /// Whether "wrote FILE" was printed (after the summary, before the tables).
+    announced: std::cell::Cell<bool>,
 }
 
 impl Outputs<'_> {
@@ -404,7 +407,6 @@ impl Outputs<'_> {
     fn write(&self, f: impl FnOnce(&Path) -> trustmesh::Result<()>) -> Result<f64> {
         let t = Instant::now();
         f(self.out)?;
-        println!("wrote {}", self.out.display());
         Ok(t.elapsed().as_secs_f64())
     }
 
@@ -416,6 +418,9 @@ impl Outputs<'_> {
     }
 
     fn print_top(&self, title: &str, agents: &[String], scores: &[f64]) {
+        if !self.announced.replace(true) {
+            println!("wrote {}", self.out.display());
+        }
         if self.top == 0 {
             return;
         }
