@@ -8,14 +8,16 @@
 //! their numbering. Plain bytewise order would interleave 1, 10, 100, … and
 //! turn the iteration's gathers into cache misses (2.1× slower on cnr-2000).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Bijection between agent names and dense `u32` ids `0..n`, ids in
 /// (length, bytes) order of the names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentIndex {
     names: Vec<String>,
-    ids: HashMap<String, u32>,
+    /// Fx hashing: ids are looked up once per log row, and SipHash's
+    /// DoS resistance buys nothing for ids we only index.
+    ids: FxHashMap<String, u32>,
 }
 
 impl AgentIndex {

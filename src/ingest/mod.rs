@@ -13,7 +13,6 @@ pub mod read;
 pub mod tables;
 pub mod time;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +21,7 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -91,8 +91,8 @@ impl LogTable {
         }
         let mut rows = 0u64;
         let mut latest: Option<i64> = None;
-        let mut names: HashSet<&str> = HashSet::new();
-        let mut layers: HashSet<&str> = HashSet::new();
+        let mut names: FxHashSet<&str> = FxHashSet::default();
+        let mut layers: FxHashSet<&str> = FxHashSet::default();
         for b in &batches {
             rows += b.num_rows() as u64;
             let ts = b.column(0).as_primitive::<Int64Type>();
