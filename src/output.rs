@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{Field, Schema};
 
 use crate::error::Result;
 use crate::ingest::convert::write_parquet;
@@ -18,20 +18,14 @@ pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
     let agents: Vec<&str> = order.iter().map(|&i| scores.agents[i].as_str()).collect();
     let vals: Vec<f64> = order.iter().map(|&i| scores.scores[i]).collect();
     let ranks: Vec<u32> = (1..=order.len() as u32).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("agent", DataType::Utf8, false),
-        Field::new("score", DataType::Float64, false),
-        Field::new("rank", DataType::UInt32, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
+    write_columns(
+        path,
         vec![
-            Arc::new(StringArray::from(agents)),
-            Arc::new(Float64Array::from(vals)),
-            Arc::new(UInt32Array::from(ranks)),
+            ("agent", Arc::new(StringArray::from(agents))),
+            ("score", Arc::new(Float64Array::from(vals))),
+            ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
-    )?;
-    write_parquet(path, &batch)
+    )
 }
 
 /// Long format for batched results: `agent`, `<key>` (topic, layer or set),
@@ -53,20 +47,26 @@ pub fn write_long(
             ranks.push(pos as u32 + 1);
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("agent", DataType::Utf8, false),
-        Field::new(key, DataType::Utf8, false),
-        Field::new("score", DataType::Float64, false),
-        Field::new("rank", DataType::UInt32, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
+    write_columns(
+        path,
         vec![
-            Arc::new(StringArray::from(agents)),
-            Arc::new(StringArray::from(keys)),
-            Arc::new(Float64Array::from(vals)),
-            Arc::new(UInt32Array::from(ranks)),
+            ("agent", Arc::new(StringArray::from(agents))),
+            (key, Arc::new(StringArray::from(keys))),
+            ("score", Arc::new(Float64Array::from(vals))),
+            ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
+    )
+}
+
+/// Non-null columns, named, to one Parquet file.
+fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
+        .collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cols.into_iter().map(|(_, a)| a).collect(),
     )?;
     write_parquet(path, &batch)
 }
