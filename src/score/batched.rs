@@ -113,7 +113,7 @@ pub fn run(cfg: &ScoreConfig, kind: &BatchKind, backend: &dyn TrustBackend) -> R
     let solved = backend.solve_many(&problems, &params)?;
     let mut groups = Vec::new();
     let mut reports = BTreeMap::new();
-    for ((m, vs), _) in matrices.iter().zip(solved).zip(&columns) {
+    for (m, vs) in matrices.iter().zip(solved) {
         for v in vs {
             let name = names[groups.len()].clone();
             reports.insert(name.clone(), PassReport::of(&v, params.alpha));

@@ -287,13 +287,7 @@ impl<'a> Block<'a> {
         self.mass = keep.iter().map(|&k| self.mass[k]).collect();
         self.resid = keep.iter().map(|&k| self.resid[k]).collect();
         self.next = vec![0.0; n * nw];
-        let mut cols = std::mem::take(&mut self.cols);
-        let mut k = 0;
-        cols.retain(|_| {
-            k += 1;
-            keep.contains(&(k - 1))
-        });
-        self.cols = cols;
+        self.cols.retain(|c| c.stop.is_none());
         done
     }
 }
