@@ -6,7 +6,10 @@ use crate::common::*;
 #[test]
 fn pretrust_sets_equal_single_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let log = bitcoin_log(dir.path()).to_str().unwrap().to_string();
+    let log = bitcoin_log(dir.path(), "trust")
+        .to_str()
+        .unwrap()
+        .to_string();
     // 33 sets: more than one block of 16 columns, and a remainder of 1.
     let mut csv = String::from("set,agent\n");
     for s in 0..33 {

@@ -95,22 +95,7 @@ fn score_writes_ranked_scores_and_report() {
 #[test]
 fn convert_then_score_bitcoin_alpha() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("ba.parquet");
-    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
-    let o = run(&[
-        "convert",
-        "--from",
-        "snap-signed",
-        src.to_str().unwrap(),
-        "--out",
-        log.to_str().unwrap(),
-        "--layer",
-        "trade",
-        "--rating-scale",
-        "10",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("wrote 24186 rows"), "{}", stdout(&o));
+    let log = bitcoin_log(dir.path(), "trade");
     let out = dir.path().join("s.parquet");
     let o = run(&[
         "score",

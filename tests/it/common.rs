@@ -168,8 +168,9 @@ pub fn read_long(
     out
 }
 
-/// The Bitcoin Alpha network converted to a log in `dir` (layer `trust`).
-pub fn bitcoin_log(dir: &Path) -> PathBuf {
+/// The Bitcoin Alpha network converted by `trustmesh convert` to a log in
+/// `dir`, every row in `layer`.
+pub fn bitcoin_log(dir: &Path, layer: &str) -> PathBuf {
     let log = dir.join("ba.parquet");
     let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
     let o = run(&[
@@ -179,6 +180,8 @@ pub fn bitcoin_log(dir: &Path) -> PathBuf {
         src.to_str().unwrap(),
         "--out",
         log.to_str().unwrap(),
+        "--layer",
+        layer,
         "--rating-scale",
         "10",
     ]);

@@ -135,7 +135,7 @@ fn slashing_removes_pretrust_stake_and_feedback() {
 #[test]
 fn one_topic_equals_plain_score_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    let log = bitcoin_log(dir.path());
+    let log = bitcoin_log(dir.path(), "trust");
     let plain = dir.path().join("p.parquet");
     let o = run(&[
         "score",
