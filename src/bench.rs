@@ -71,6 +71,38 @@ pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
     }
 }
 
+/// Magic bytes that open a file written by [`save_matrix`].
+pub const MATRIX_MAGIC: &[u8; 8] = b"TMCSR001";
+
+/// Writes `m` in a flat little-endian binary form that numpy reads with
+/// `np.fromfile` (benches/peers/gpu_peers.py): the magic, then n, nnz and the
+/// weight kind (0 per source, 1 per edge) as u64; then `ptr` (n + 1 × u32),
+/// `src` (nnz × u32), the weights (n × f64 per source, nnz × f64 per edge) and
+/// the deficit (n × f64). Entry e of row (target) j is the edge src[e] → j.
+pub fn save_matrix(m: &TrustMatrix, path: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let (kind, w): (u64, &[f64]) = match m.weights() {
+        EdgeWeights::PerSource(s) => (0, s),
+        EdgeWeights::PerEdge(w) => (1, w),
+    };
+    f.write_all(MATRIX_MAGIC).map_err(io)?;
+    for v in [m.n() as u64, m.nnz() as u64, kind] {
+        f.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    for v in m.ptr().iter().chain(m.sources()) {
+        f.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    for v in w.iter().chain(m.deficit()) {
+        f.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    f.flush().map_err(io)
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchCase {

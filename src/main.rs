@@ -72,6 +72,10 @@ struct BenchArgs {
     /// Also write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the benchmark's iteration matrix (binary CSR, docs/benchmarks.md)
+    /// so peers can time the very same matrix.
+    #[arg(long)]
+    save_matrix: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -487,6 +491,10 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         m.nnz(),
         t.elapsed().as_secs_f64()
     );
+    if let Some(path) = &a.save_matrix {
+        bench::save_matrix(&m, path)?;
+        println!("matrix written to {}", path.display());
+    }
     let cpu_bw = bench::cpu_read_bandwidth_gbps();
     println!(
         "cpu: {} threads, read bandwidth {:.1} GB/s (measured now)",
