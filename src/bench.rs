@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::graph::synthetic::power_law_edges;
 use crate::score::{self, ScoreConfig};
 use crate::trust::{
-    build_matrices, pretrust, Column, EdgeWeights, IterParams, TrustBackend, TrustMatrix,
+    build_matrices, pretrust, Batch, Column, EdgeWeights, IterParams, TrustBackend, TrustMatrix,
 };
 
 /// Where the benchmark graph comes from.
@@ -42,6 +42,7 @@ impl BenchGraph {
 /// Builds the iteration matrix of a benchmark graph.
 pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
     match g {
+        BenchGraph::Log(path) if is_saved_matrix(path) => read_matrix(path),
         BenchGraph::Log(path) => {
             let cfg = ScoreConfig::new(vec![path.to_string_lossy().into_owned()]);
             let (graph, local, _) = score::prepare(&cfg)?;
@@ -103,6 +104,68 @@ pub fn save_matrix(m: &TrustMatrix, path: &std::path::Path) -> Result<()> {
     f.flush().map_err(io)
 }
 
+/// True when `path` starts with [`MATRIX_MAGIC`] (a [`save_matrix`] file).
+fn is_saved_matrix(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| &head == MATRIX_MAGIC)
+}
+
+/// Reads a matrix written by [`save_matrix`], checking its sizes and
+/// invariants (a truncated or foreign file is an error, not a panic).
+pub fn read_matrix(path: &std::path::Path) -> Result<TrustMatrix> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let bad = |why: String| Error::Read {
+        path: path.to_path_buf(),
+        message: format!("not a trustmesh matrix file: {why}"),
+    };
+    if bytes.len() < 32 || &bytes[..8] != MATRIX_MAGIC {
+        return Err(bad("bad magic or header".into()));
+    }
+    let word = |i: usize| u64::from_le_bytes(bytes[8 + 8 * i..16 + 8 * i].try_into().unwrap());
+    let (n, nnz, kind) = (word(0), word(1), word(2));
+    if n >= u32::MAX as u64 || nnz >= u32::MAX as u64 || kind > 1 {
+        return Err(bad(format!("n {n}, nnz {nnz}, kind {kind} out of range")));
+    }
+    let (n, nnz) = (n as usize, nnz as usize);
+    let nw = if kind == 0 { n } else { nnz };
+    let expect = 32 + 4 * (n + 1 + nnz) + 8 * (nw + n);
+    if bytes.len() != expect {
+        return Err(bad(format!("{} bytes, expected {expect}", bytes.len())));
+    }
+    let mut at = 32;
+    let mut take = |len: usize| {
+        let s = &bytes[at..at + len];
+        at += len;
+        s
+    };
+    let u32s = |b: &[u8]| -> Vec<u32> {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let f64s = |b: &[u8]| -> Vec<f64> {
+        b.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let ptr = u32s(take(4 * (n + 1)));
+    let src = u32s(take(4 * nnz));
+    let w = f64s(take(8 * nw));
+    let deficit = f64s(take(8 * n));
+    let weights = if kind == 0 {
+        EdgeWeights::PerSource(w)
+    } else {
+        EdgeWeights::PerEdge(w)
+    };
+    TrustMatrix::from_parts(n, ptr, src, weights, deficit).map_err(|e| bad(e.to_string()))
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchCase {
@@ -132,6 +195,16 @@ pub fn bytes_per_iteration(m: &TrustMatrix, k: usize, value_bytes: usize) -> f64
 }
 
 /// Steady-state ms per iteration of `backend` on `m` with k columns.
+///
+/// The matrix is loaded (uploaded, on a GPU) once; each timed solve runs a
+/// fixed number of iterations (epsilon below any residual), and the figure is
+/// (best long solve - best short solve) / extra iterations, so per-solve
+/// set-up cancels out. Every timed solve must have run exactly the iterations
+/// asked for, and the long one must take measurably longer than the short
+/// one (by at least a short solve's time): otherwise the iteration count is
+/// raised (up to 64× `iters`), and if the difference still drowns in the
+/// set-up's noise the case fails rather than print a figure it did not
+/// measure.
 pub fn time_iteration(
     backend: &dyn TrustBackend,
     m: &TrustMatrix,
@@ -141,6 +214,11 @@ pub fn time_iteration(
     let cols: Vec<Column> = (0..k)
         .map(|_| Column::new(pretrust::uniform(m.n())))
         .collect();
+    let set = backend.load(&[m])?;
+    let batch = [Batch {
+        matrix: 0,
+        columns: &cols,
+    }];
     let run = |it: u32| -> Result<f64> {
         let params = IterParams {
             epsilon: f64::MIN_POSITIVE,
@@ -148,17 +226,49 @@ pub fn time_iteration(
             ..Default::default()
         };
         let t = Instant::now();
-        backend.solve(m, &cols, &params)?;
-        Ok(t.elapsed().as_secs_f64())
+        let v = set.solve_many(&batch, &params)?;
+        let secs = t.elapsed().as_secs_f64();
+        if let Some(bad) = v[0].iter().find(|c| c.iterations != it) {
+            return Err(Error::param(format!(
+                "benchmark: a timed solve stopped after {} of {it} iterations ({:?}); no figure",
+                bad.iterations, bad.stop
+            )));
+        }
+        Ok(secs)
     };
     let short = iters.div_ceil(4).max(1);
     run(short)?; // warm-up: caches, pipelines, page faults
-    let mut best = f64::INFINITY;
-    for _ in 0..2 {
-        let (a, b) = (run(short)?, run(short + iters)?);
-        best = best.min((b - a).max(0.0) / iters as f64);
+    let most = iters.saturating_mul(64);
+    let mut extra = iters;
+    loop {
+        let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..3 {
+            a = a.min(run(short)?);
+            b = b.min(run(short + extra)?);
+        }
+        // The set-up (allocation, upload, read-back) varies by a few per cent
+        // between runs, so the extra iterations must take at least as long
+        // as a whole short solve for their difference to be a measurement.
+        if b - a >= a {
+            return Ok((b - a) / extra as f64 * 1e3);
+        }
+        if extra >= most {
+            return Err(Error::param(format!(
+                "benchmark: {extra} extra iterations took {:.3} ms beside a {:.3} ms solve: \
+                 too little to time against the set-up; no figure",
+                (b - a) * 1e3,
+                a * 1e3
+            )));
+        }
+        // Aim straight for the length the first estimate says is needed.
+        let per = (b - a) / extra as f64;
+        let want = if per > 0.0 {
+            (1.5 * a / per).ceil().min(most as f64) as u32
+        } else {
+            extra.saturating_mul(8)
+        };
+        extra = want.clamp(extra.saturating_mul(2), most);
     }
-    Ok(best * 1e3)
 }
 
 /// Measures one (device, k) case.
@@ -227,6 +337,27 @@ mod tests {
             assert!((r + d - 1.0).abs() < 1e-12);
         }
         let c = measure(&CpuBackend, "cpu", &m, 2, 4, 8, Some(10.0)).unwrap();
+        // Saved and read back, the matrix is the same; a damaged file is an error.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        save_matrix(&m, &path).unwrap();
+        assert_eq!(read_matrix(&path).unwrap(), m);
+        assert_eq!(
+            load_matrix(&BenchGraph::Log(path.clone())).unwrap(),
+            m,
+            "--graph takes a saved matrix too"
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read_matrix(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("expected"));
+        let mut bad = bytes.clone();
+        let src0 = 32 + 4 * (m.n() + 1);
+        bad[src0..src0 + 4].fill(0xff); // a source id out of range
+        std::fs::write(&path, &bad).unwrap();
+        assert!(read_matrix(&path).is_err());
         assert!(c.ms_per_iteration >= 0.0 && c.fraction_of_bound.is_some());
         assert!(load_matrix(&BenchGraph::Synthetic {
             n: 1,

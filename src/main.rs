@@ -506,7 +506,14 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         let (b, value_bytes, bw): (Box<dyn TrustBackend>, usize, Option<f64>) = match dev.as_str() {
             "cpu" => (Box::new(CpuBackend), 8, Some(cpu_bw)),
             "gpu" => match GpuBackend::new(a.adapter.as_deref()) {
-                Ok(g) => (Box::new(g), 4, a.gpu_bandwidth),
+                Ok(g) => {
+                    println!(
+                        "gpu: rows fitted to {} entries per lane (${})",
+                        g.plan().per_lane,
+                        trustmesh::gpu::trust::PER_LANE_ENV
+                    );
+                    (Box::new(g), 4, a.gpu_bandwidth)
+                }
                 Err(e) => {
                     eprintln!("trustmesh: skipping gpu: {e}");
                     continue;

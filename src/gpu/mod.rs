@@ -1,14 +1,19 @@
-//! wgpu compute back end of the trust iteration (DESIGN.md §3, §6).
+//! wgpu compute back ends (DESIGN.md §3, §6), one folder per kernel family.
 //!
-//! `device` owns the adapter, device, queue and compiled pipelines; `backend`
-//! implements [`crate::trust::TrustBackend`] on top of it; `plan` is the
-//! host-side row binning and matrix splitting the kernels rely on. Kernels are
-//! in `shaders/*.wgsl`, compiled into the binary. docs/gpu.md explains the
-//! design.
+//! - `context`: the opened device, shared by every family (limits, buffer
+//!   helpers, readback, error scopes, a pipeline cache per family);
+//! - `adapters`: finding and describing adapters (`trustmesh devices`);
+//! - `trust/`: the trust iteration ([`GpuBackend`]), shaders in
+//!   `shaders/trust/`.
+//!
+//! A new family (e.g. the mechanism search) adds `gpu/<family>/` and
+//! `shaders/<family>/` and implements `context::KernelFamily`; nothing here
+//! or in `trust/` changes. docs/architecture.md and docs/gpu.md say more.
 
-pub mod backend;
-pub mod device;
-mod plan;
+pub mod adapters;
+pub mod context;
+pub mod trust;
 
-pub use backend::{GpuBackend, MAX_BLOCK, READBACK_EVERY};
-pub use device::{list_adapters, AdapterSummary, GpuContext};
+pub use adapters::{list_adapters, AdapterSummary};
+pub use context::GpuContext;
+pub use trust::{GpuBackend, PlanConfig, MAX_BLOCK, READBACK_EVERY};

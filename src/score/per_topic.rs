@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{prepare_table, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds};
 use crate::error::{Error, Result};
 use crate::ingest::{files, tables, LogTable};
-use crate::trust::{build_matrices, topics, Column, Problem, TrustBackend, TrustVector};
+use crate::trust::{build_matrices, topics, Batch, Column, TrustBackend, TrustVector};
 
 /// Reserved name of the combined vector in the long output.
 pub const GLOBAL: &str = "global";
@@ -188,22 +188,22 @@ pub fn run(
     };
     let build = t_build.elapsed().as_secs_f64();
 
-    // Pass 1: independent topics, one engine call.
+    // Both passes solve against the same matrices: load them once (a GPU
+    // keeps them resident between the passes).
     let t_iter = Instant::now();
+    let loaded = backend.load(&matrices.iter().collect::<Vec<_>>())?;
+    // Pass 1: independent topics, one engine call.
     let first_cols: Vec<Vec<Column>> = matrices
         .iter()
         .map(|_| vec![Column::new(p.clone())])
         .collect();
-    let problems: Vec<Problem> = matrices
+    let batches: Vec<Batch> = first_cols
         .iter()
-        .zip(&first_cols)
-        .map(|(m, c)| Problem {
-            matrix: m,
-            columns: c,
-        })
+        .enumerate()
+        .map(|(matrix, columns)| Batch { matrix, columns })
         .collect();
-    let first: Vec<TrustVector> = backend
-        .solve_many(&problems, &params)?
+    let first: Vec<TrustVector> = loaded
+        .solve_many(&batches, &params)?
         .into_iter()
         .map(|mut v| v.remove(0))
         .collect();
@@ -226,15 +226,15 @@ pub fn run(
             )
         })
         .collect();
-    let problems: Vec<Problem> = redo
+    let batches: Vec<Batch> = redo
         .iter()
-        .map(|k| Problem {
-            matrix: &matrices[*k],
+        .map(|k| Batch {
+            matrix: *k,
             columns: &second_cols[k],
         })
         .collect();
-    let second: Vec<TrustVector> = backend
-        .solve_many(&problems, &params)?
+    let second: Vec<TrustVector> = loaded
+        .solve_many(&batches, &params)?
         .into_iter()
         .map(|mut v| v.remove(0))
         .collect();

@@ -11,8 +11,8 @@
 use rayon::prelude::*;
 
 use super::engine::{
-    check_columns, normalised_start, Column, IterParams, Problem, StopReason, TrustBackend,
-    TrustVector,
+    check_batches, check_columns, normalised_start, Batch, Column, IterParams, LoadedMatrices,
+    StopReason, TrustBackend, TrustVector,
 };
 use super::matrix::{EdgeWeights, TrustMatrix};
 use super::scores::top_ids;
@@ -36,34 +36,43 @@ impl TrustBackend for CpuBackend {
         1e-9
     }
 
-    fn solve(
-        &self,
-        matrix: &TrustMatrix,
-        columns: &[Column],
-        params: &IterParams,
-    ) -> Result<Vec<TrustVector>> {
-        let mut v = self.solve_many(&[Problem { matrix, columns }], params)?;
-        Ok(v.remove(0))
+    fn load<'m>(&self, matrices: &[&'m TrustMatrix]) -> Result<Box<dyn LoadedMatrices + 'm>> {
+        Ok(Box::new(CpuLoaded {
+            matrices: matrices.to_vec(),
+        }))
+    }
+}
+
+/// The CPU needs no preparation: a loaded set borrows the matrices.
+struct CpuLoaded<'m> {
+    matrices: Vec<&'m TrustMatrix>,
+}
+
+impl LoadedMatrices for CpuLoaded<'_> {
+    fn len(&self) -> usize {
+        self.matrices.len()
     }
 
-    /// All problems advance together: each iteration is one parallel pass over
+    /// All batches advance together: each iteration is one parallel pass over
     /// the chunks of every active block of every matrix, so many small topics
     /// keep all cores busy instead of each paying its own synchronisation.
     fn solve_many(
         &self,
-        problems: &[Problem<'_>],
+        batches: &[Batch<'_>],
         params: &IterParams,
     ) -> Result<Vec<Vec<TrustVector>>> {
         params.validate()?;
+        check_batches(self.matrices.len(), batches)?;
         let mut blocks = Vec::new();
-        for (pi, p) in problems.iter().enumerate() {
-            check_columns(p.matrix, p.columns)?;
+        for (pi, p) in batches.iter().enumerate() {
+            let m = self.matrices[p.matrix];
+            check_columns(m, p.columns)?;
             let ids: Vec<usize> = (0..p.columns.len()).collect();
             for group in ids.chunks(MAX_BLOCK) {
-                blocks.push(Block::new(pi, p.matrix, p.columns, group)?);
+                blocks.push(Block::new(pi, m, p.columns, group)?);
             }
         }
-        let mut out: Vec<Vec<Option<TrustVector>>> = problems
+        let mut out: Vec<Vec<Option<TrustVector>>> = batches
             .iter()
             .map(|p| vec![None; p.columns.len()])
             .collect();
@@ -444,6 +453,7 @@ fn row_sum<const W: usize, const WEIGHTED: bool>(src: &[u32], ew: &[f64], x: &[f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust::Problem;
 
     fn ring_with_dangling() -> TrustMatrix {
         // 0 -> 1 (1.0); 1 -> 0 (0.5), 1 -> 2 (0.5); 2 dangling; 3 isolated.

@@ -130,6 +130,12 @@ pub trait TrustBackend {
     /// Default epsilon for this back end's arithmetic (f64 CPU vs f32 GPU).
     fn default_epsilon(&self) -> f64;
 
+    /// Makes `matrices` ready for repeated solves: a GPU back end uploads each
+    /// once and keeps it on the device until the returned set is dropped, so
+    /// callers that solve the same matrices again (per-topic passes, a
+    /// benchmark, a node that recomputes every epoch) pay the upload once.
+    fn load<'m>(&self, matrices: &[&'m TrustMatrix]) -> Result<Box<dyn LoadedMatrices + 'm>>;
+
     /// Solves every column against `matrix`, reading the matrix once per
     /// iteration for the whole block.
     fn solve(
@@ -137,22 +143,51 @@ pub trait TrustBackend {
         matrix: &TrustMatrix,
         columns: &[Column],
         params: &IterParams,
-    ) -> Result<Vec<TrustVector>>;
+    ) -> Result<Vec<TrustVector>> {
+        let set = self.load(&[matrix])?;
+        let mut v = set.solve_many(&[Batch { matrix: 0, columns }], params)?;
+        Ok(v.remove(0))
+    }
 
     /// Solves independent systems, each with its own matrix (per-topic or
     /// per-layer vectors), in one call. Results are as if each problem were
-    /// solved alone. Back ends override this to advance all problems in one
-    /// iteration loop; the default solves them one after another.
+    /// solved alone; back ends advance all problems in one iteration loop.
     fn solve_many(
         &self,
         problems: &[Problem<'_>],
         params: &IterParams,
     ) -> Result<Vec<Vec<TrustVector>>> {
-        problems
+        let matrices: Vec<&TrustMatrix> = problems.iter().map(|p| p.matrix).collect();
+        let set = self.load(&matrices)?;
+        let batches: Vec<Batch> = problems
             .iter()
-            .map(|p| self.solve(p.matrix, p.columns, params))
-            .collect()
+            .enumerate()
+            .map(|(matrix, p)| Batch {
+                matrix,
+                columns: p.columns,
+            })
+            .collect();
+        set.solve_many(&batches, params)
     }
+}
+
+/// Matrices made ready by [`TrustBackend::load`].
+pub trait LoadedMatrices {
+    /// How many matrices the set holds.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Solves every batch (columns against one of the set's matrices, by
+    /// index) in one iteration loop; results in batch order, as if each batch
+    /// were solved alone.
+    fn solve_many(
+        &self,
+        batches: &[Batch<'_>],
+        params: &IterParams,
+    ) -> Result<Vec<Vec<TrustVector>>>;
 }
 
 /// One matrix with the columns to solve against it.
@@ -160,6 +195,24 @@ pub trait TrustBackend {
 pub struct Problem<'a> {
     pub matrix: &'a TrustMatrix,
     pub columns: &'a [Column],
+}
+
+/// Columns to solve against matrix `matrix` of a [`LoadedMatrices`] set.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub matrix: usize,
+    pub columns: &'a [Column],
+}
+
+/// Checks that every batch names a matrix of a set of `len`; shared by back ends.
+pub fn check_batches(len: usize, batches: &[Batch<'_>]) -> Result<()> {
+    match batches.iter().find(|b| b.matrix >= len) {
+        Some(b) => Err(Error::param(format!(
+            "batch refers to matrix {} of a set of {len}",
+            b.matrix
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Checks column shapes against the matrix; shared by back ends.

@@ -97,6 +97,51 @@ impl TrustMatrix {
         })
     }
 
+    /// Rebuilds a matrix from its stored parts (as [`Self::ptr`],
+    /// [`Self::sources`], [`Self::weights`] and [`Self::deficit`] return
+    /// them), checking every invariant the back ends rely on: offsets
+    /// non-decreasing from 0 to the entry count, sources in range, weights and
+    /// deficits finite and non-negative.
+    pub fn from_parts(
+        n: usize,
+        ptr: Vec<u32>,
+        src: Vec<u32>,
+        weights: EdgeWeights,
+        deficit: Vec<f64>,
+    ) -> Result<Self> {
+        let bad = |what: &str| Err(Error::param(format!("trust matrix: {what}")));
+        if ptr.len() != n + 1 || ptr[0] != 0 || ptr[n] as usize != src.len() {
+            return bad("row offsets do not match the agent and entry counts");
+        }
+        if ptr.windows(2).any(|w| w[0] > w[1]) {
+            return bad("row offsets decrease");
+        }
+        if src.iter().any(|&i| i as usize >= n) {
+            return bad("an entry's source is out of range");
+        }
+        let w = match &weights {
+            EdgeWeights::PerSource(s) if s.len() == n => s,
+            EdgeWeights::PerEdge(w) if w.len() == src.len() => w,
+            _ => return bad("weight count does not match"),
+        };
+        if deficit.len() != n {
+            return bad("deficit length differs from agent count");
+        }
+        if w.iter()
+            .chain(&deficit)
+            .any(|x| !(x.is_finite() && *x >= 0.0))
+        {
+            return bad("a weight or deficit is negative or not finite");
+        }
+        Ok(TrustMatrix {
+            n,
+            ptr,
+            src,
+            weights,
+            deficit,
+        })
+    }
+
     pub fn n(&self) -> usize {
         self.n
     }

@@ -15,7 +15,10 @@ pub mod scores;
 pub mod topics;
 
 pub use cpu::CpuBackend;
-pub use engine::{Column, FlatTail, IterParams, Problem, StopReason, TrustBackend, TrustVector};
+pub use engine::{
+    Batch, Column, FlatTail, IterParams, LoadedMatrices, Problem, StopReason, TrustBackend,
+    TrustVector,
+};
 pub use local::{build_matrices, LocalTrustConfig, ScoredLayer};
 pub use matrix::{EdgeWeights, TrustMatrix};
 pub use scores::Scores;

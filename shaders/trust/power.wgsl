@@ -27,7 +27,10 @@ struct ColState {
     mass: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+// Per-source weights: also write the pre-scaled x' = t'·scale that the next
+// gather reads (per-edge weights gather t itself and bind a placeholder).
+override SCALED: bool = true;
+
 @group(0) @binding(1) var<storage, read> acc: array<V>;
 // Pre-trust, interleaved like t.
 @group(0) @binding(2) var<storage, read> pre: array<V>;
@@ -35,9 +38,8 @@ struct ColState {
 @group(0) @binding(3) var<storage, read> rowinfo: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read> t_cur: array<V>;
 @group(0) @binding(5) var<storage, read_write> t_next: array<V>;
-// Pre-scaled copy of t_next for the next gather (per-source weights only; the
-// per-edge entry point binds a placeholder it never writes, so both entry
-// points share one layout).
+// Pre-scaled copy of t_next for the next gather (per-source weights only;
+// with per-edge weights a placeholder is bound and never written).
 @group(0) @binding(6) var<storage, read_write> x_next: array<V>;
 // [0, G) teleport coefficient, [G, 2G) frozen flag (1.0 = stopped or padding).
 @group(0) @binding(7) var<storage, read_write> colv: array<V>;
@@ -68,8 +70,7 @@ fn write_x(row: u32, g: u32, v: V) {
     x_next[vidx(row, g)] = v * rowinfo[row].y;
 }
 
-// Two writers instead of one with a flag: a kernel's bind group layout holds
-// every buffer its code mentions, and the update kernel is already at 8.
+// Two writers, one per buffer: WGSL cannot pass a storage buffer to a function.
 fn write_part0(item: u32, g: u32, r: Acc, m: Acc) {
     let base = 4u * vidx(item, g);
     part0[base] = r.s;
@@ -88,8 +89,13 @@ fn write_part1(item: u32, g: u32, r: Acc, m: Acc) {
 
 // Invocation (p, g) handles rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS
 // and writes partial p: which rows share a partial does not depend on how
-// many columns share the block. `scaled` also writes x' = t'·scale.
-fn update_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, scaled: bool) {
+// many columns share the block.
+@compute @workgroup_size(256)
+fn update(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
     let g = lid % params.gp;
     let p = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
     if g >= params.groups || p >= params.n_part0 {
@@ -100,31 +106,13 @@ fn update_rows(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, scaled: bool) {
     let end = min(params.n, (p + 1u) * UPDATE_ROWS);
     for (var row = p * UPDATE_ROWS; row < end; row++) {
         let o = update_one(row, g);
-        if scaled {
+        if SCALED {
             write_x(row, g, o.v);
         }
         r = acc_add(r, o.resid);
         m = acc_add(m, o.mass);
     }
     write_part0(p, g, r, m);
-}
-
-@compute @workgroup_size(256)
-fn update_ps(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    update_rows(wid, nwg, lid, true);
-}
-
-@compute @workgroup_size(256)
-fn update_pe(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    update_rows(wid, nwg, lid, false);
 }
 
 // One invocation per (FOLD consecutive update partials, group).

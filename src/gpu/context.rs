@@ -1,0 +1,380 @@
+//! The one owner of the wgpu instance, adapter, device and queue, and of what
+//! every kernel family shares: limits, buffer helpers, readback, error scopes,
+//! shader composition and a cache of compiled pipelines per family.
+//!
+//! Why one place: opening a device and compiling pipelines costs far more than
+//! a small solve (hundreds of milliseconds on lavapipe), so a [`GpuContext`] is
+//! built once and shared (`Arc`) by every solve; every limit the kernels plan
+//! against (binding size, buffer size, dispatch size) is read here, so a test
+//! can lower it in one place ([`GpuContext::with_max_binding`]). A kernel
+//! family (`gpu/trust/`, later `gpu/mechanism/`) implements [`KernelFamily`]
+//! and gets its pipelines compiled once per context through
+//! [`GpuContext::family`]; adding a family touches nothing here.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{mpsc, Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::adapters::{enumerate, new_instance, AdapterSummary};
+use crate::error::{Error, Result};
+
+/// Smallest storage-binding limit [`GpuContext::with_max_binding`] accepts: a
+/// chunk must hold at least one long-row segment of entries.
+pub const MIN_BINDING: u64 = 16 << 10;
+
+/// Shared by every family: compensated sums (shaders/common/sum.wgsl).
+const COMMON_SUM_WGSL: &str = include_str!("../../shaders/common/sum.wgsl");
+
+/// A set of compute pipelines compiled together, once per context.
+pub(crate) trait KernelFamily: Send + Sync + Sized + 'static {
+    /// Compiles the family's pipelines on `ctx`'s device.
+    fn build(ctx: &GpuContext) -> Result<Self>;
+}
+
+/// An opened GPU: adapter, device, queue and the families compiled on it.
+pub struct GpuContext {
+    // Kept alive for the lifetime of the device.
+    _instance: wgpu::Instance,
+    adapter: wgpu::Adapter,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    max_binding: u64,
+    /// Errors that escaped every error scope (e.g. raised on another thread).
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Compiled kernel families, by type.
+    families: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("max_binding", &self.max_binding)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens the preferred adapter (discrete > integrated > virtual > CPU), or
+    /// the first whose name contains `adapter_filter` (case-insensitive).
+    ///
+    /// The device is created with the adapter's own limits, so storage
+    /// bindings and buffers can be as large as the hardware allows, and with no
+    /// optional features (the kernels need none). Kernel families are compiled
+    /// on first use.
+    pub fn new(adapter_filter: Option<&str>) -> Result<Self> {
+        let instance = new_instance();
+        let adapters = enumerate(&instance);
+        if adapters.is_empty() {
+            return Err(Error::Device(
+                "no Vulkan, Metal or DX12 adapter found (on Linux without a GPU, install Mesa's \
+                 lavapipe, e.g. the mesa-vulkan-drivers package)"
+                    .into(),
+            ));
+        }
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({})", i.name, i.backend)
+            })
+            .collect();
+        let adapter = match adapter_filter {
+            None => adapters.into_iter().next(),
+            Some(f) => {
+                let f = f.to_lowercase();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&f))
+            }
+        }
+        .ok_or_else(|| {
+            Error::Device(format!(
+                "no adapter name contains {:?}; available: {}",
+                adapter_filter.unwrap_or_default(),
+                names.join(", ")
+            ))
+        })?;
+        let info = adapter.get_info();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("trustmesh"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::Device(format!(
+                "{} ({}): cannot open device: {e}",
+                info.name, info.backend
+            ))
+        })?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let limits = device.limits();
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        Ok(GpuContext {
+            _instance: instance,
+            adapter,
+            device,
+            queue,
+            info,
+            limits,
+            max_binding,
+            uncaptured,
+            families: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Lowers the largest storage binding (and buffer) the kernels will plan
+    /// for, so tests can exercise the split-matrix path on small graphs. Values
+    /// are clamped to [`MIN_BINDING`]..=the device limit and rounded down to a
+    /// multiple of 16 bytes.
+    pub fn with_max_binding(mut self, bytes: u64) -> Self {
+        let device_max = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        self.max_binding = (bytes.clamp(MIN_BINDING, device_max.max(MIN_BINDING)) / 16) * 16;
+        self
+    }
+
+    /// The largest storage binding the kernels plan for, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.max_binding
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Summary of the opened adapter, as [`super::list_adapters`] prints it.
+    pub fn summary(&self) -> AdapterSummary {
+        AdapterSummary::of(&self.adapter)
+    }
+
+    /// The pipelines of family `F`, compiled on first use and then shared.
+    pub(crate) fn family<F: KernelFamily>(&self) -> Result<Arc<F>> {
+        let key = TypeId::of::<F>();
+        if let Some(f) = self.lock_families()?.get(&key) {
+            return downcast(Arc::clone(f));
+        }
+        // Compiled outside the lock: two threads may both compile on a race,
+        // and the first to insert wins; compiling twice is only wasted work.
+        let built: Arc<dyn Any + Send + Sync> =
+            Arc::new(scoped(&self.device, || F::build(self)).map_err(|e| {
+                Error::Device(format!(
+                    "{}: compiling the compute shaders failed: {}",
+                    self.info.name,
+                    match e {
+                        Error::Device(m) => m,
+                        other => other.to_string(),
+                    }
+                ))
+            })?);
+        let f = Arc::clone(self.lock_families()?.entry(key).or_insert(built));
+        downcast(f)
+    }
+
+    fn lock_families(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<TypeId, Arc<dyn Any + Send + Sync>>>> {
+        self.families
+            .lock()
+            .map_err(|_| Error::Device("pipeline cache poisoned by a panic".into()))
+    }
+
+    /// Compiles WGSL text (see [`compose_wgsl`]).
+    pub(crate) fn shader(&self, label: &str, text: String) -> wgpu::ShaderModule {
+        self.device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(Cow::Owned(text)),
+            })
+    }
+
+    /// A storage buffer holding `bytes` (one unused element when empty:
+    /// zero-sized bindings are invalid), with `extra` usages.
+    pub(crate) fn storage_init(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        extra: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let pad = [0u8; 16];
+        let contents = if bytes.is_empty() { &pad[..] } else { bytes };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE | extra,
+            })
+    }
+
+    /// A zero-filled buffer of at least 16 bytes (wgpu zero-fills new buffers
+    /// before first use).
+    pub(crate) fn zeroed(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(16),
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding `bytes`.
+    pub(crate) fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Workgroups per dispatch dimension.
+    pub(crate) fn max_workgroups(&self) -> u32 {
+        self.limits.max_compute_workgroups_per_dimension.max(1)
+    }
+
+    /// Dispatches `count` workgroups, split over x and y when one dimension
+    /// cannot hold them (kernels rebuild the linear index with `wg_index`).
+    pub(crate) fn dispatch_linear(&self, pass: &mut wgpu::ComputePass<'_>, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let x = count.min(self.max_workgroups() as usize);
+        pass.dispatch_workgroups(x as u32, count.div_ceil(x) as u32, 1);
+    }
+
+    /// Takes errors that escaped the error scopes since the last call.
+    pub(crate) fn take_uncaptured(&self) -> Option<String> {
+        let mut v = self.uncaptured.lock().ok()?;
+        if v.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut *v).join("; "))
+        }
+    }
+
+    /// Blocks until `submission` (or, with `None`, everything submitted) has
+    /// finished on the device.
+    pub(crate) fn wait(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission,
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Device(format!(
+                    "{}: waiting for the GPU failed: {e}",
+                    self.info.name
+                ))
+            })
+    }
+
+    /// Maps `buffers` (MAP_READ, filled by `submission` or earlier) and
+    /// returns their bytes, waiting only for that submission: later ones keep
+    /// the device busy meanwhile.
+    pub(crate) fn read_buffers(
+        &self,
+        buffers: &[&wgpu::Buffer],
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let receivers: Vec<_> = buffers
+            .iter()
+            .map(|b| {
+                let (tx, rx) = mpsc::channel();
+                b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send(r);
+                });
+                rx
+            })
+            .collect();
+        self.wait(submission)?;
+        let mut out = Vec::with_capacity(buffers.len());
+        for (b, rx) in buffers.iter().zip(receivers) {
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(Error::Device(format!(
+                        "{}: reading back a buffer failed: {e}",
+                        self.info.name
+                    )))
+                }
+                Err(_) => {
+                    return Err(Error::Device(format!(
+                        "{}: buffer map never completed",
+                        self.info.name
+                    )))
+                }
+            }
+            let bytes = {
+                let view = b.slice(..).get_mapped_range().map_err(|e| {
+                    Error::Device(format!("{}: mapping a buffer failed: {e}", self.info.name))
+                })?;
+                view.to_vec()
+            };
+            b.unmap();
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+}
+
+/// The text of a shader module: the family's `prelude` (which defines the
+/// value type `V` the shared helpers work on), the shared compensated-sum
+/// helpers, then the family's own files in order.
+pub(crate) fn compose_wgsl(prelude: &str, parts: &[&str]) -> String {
+    let mut text = String::from(prelude);
+    for p in std::iter::once(&COMMON_SUM_WGSL).chain(parts) {
+        text.push('\n');
+        text.push_str(p);
+    }
+    text
+}
+
+fn downcast<F: KernelFamily>(f: Arc<dyn Any + Send + Sync>) -> Result<Arc<F>> {
+    f.downcast::<F>()
+        .map_err(|_| Error::Device("pipeline cache holds the wrong type for a family".into()))
+}
+
+/// Runs `f` inside validation, out-of-memory and internal error scopes and
+/// turns the first captured error into [`Error::Device`]: without scopes wgpu
+/// would panic on a validation error, and a library must not.
+pub(crate) fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let errors = [
+        pollster::block_on(validation.pop()),
+        pollster::block_on(oom.pop()),
+        pollster::block_on(internal.pop()),
+    ];
+    if let Some(e) = errors.into_iter().flatten().next() {
+        return Err(Error::Device(e.to_string()));
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! The trust kernel family: its pipelines, compiled once per context
+//! (see [`crate::gpu::GpuContext`]), for both value widths.
+//!
+//! Variants that differ in one branch are one kernel with a pipeline-
+//! overridable constant (`PER_EDGE` in spmv.wgsl, `SCALED` in power.wgsl);
+//! the value width differs in type, which WGSL cannot override, so it is a
+//! short prelude that defines `V`.
+
+use super::layout::{
+    bind_group_layout, COMMON_WGSL, POWER_SLOTS, POWER_WGSL, SPMV_SLOTS, SPMV_WGSL,
+};
+use crate::error::Result;
+use crate::gpu::context::{compose_wgsl, GpuContext, KernelFamily};
+
+/// How many columns one shader value carries: `f32` (one column, no padding,
+/// for the common single-vector solve) or `vec4<f32>` (four interleaved
+/// columns, one 16-byte load per gathered source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lanes {
+    One,
+    Four,
+}
+
+impl Lanes {
+    pub(crate) fn count(self) -> usize {
+        match self {
+            Lanes::One => 1,
+            Lanes::Four => 4,
+        }
+    }
+
+    /// WGSL prelude that specialises the shared shader text to this width.
+    fn prelude(self) -> &'static str {
+        match self {
+            Lanes::One => {
+                "alias V = f32;\nconst LANES: u32 = 1u;\n\
+                 fn lane(v: V, l: u32) -> f32 { return v; }\n\
+                 fn with_lane(v: V, l: u32, x: f32) -> V { return x; }\n"
+            }
+            Lanes::Four => {
+                "alias V = vec4<f32>;\nconst LANES: u32 = 4u;\n\
+                 fn lane(v: V, l: u32) -> f32 { return v[l]; }\n\
+                 fn with_lane(v: V, l: u32, x: f32) -> V { var r = v; r[l] = x; return r; }\n"
+            }
+        }
+    }
+}
+
+/// The full text of one of the family's modules at one width.
+pub(crate) fn compose(lanes: Lanes, parts: &[&str]) -> String {
+    compose_wgsl(lanes.prelude(), parts)
+}
+
+/// The pipelines of one value width.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    /// y = Cᵀ x over row and segment blocks; [per-source, per-edge weights].
+    pub spmv: [wgpu::ComputePipeline; 2],
+    /// y = Cᵀ x over short rows, one invocation per (row, group); same.
+    pub spmv_rows: [wgpu::ComputePipeline; 2],
+    pub long_finish: wgpu::ComputePipeline,
+    /// [per-source weights (writes x'), per-edge weights].
+    pub update: [wgpu::ComputePipeline; 2],
+    pub fold: wgpu::ComputePipeline,
+    pub finalize: wgpu::ComputePipeline,
+}
+
+/// The trust family: bind group layouts shared by both widths, and the
+/// pipelines of each width.
+#[derive(Debug)]
+pub(crate) struct TrustKernels {
+    pub spmv_layout: wgpu::BindGroupLayout,
+    pub power_layout: wgpu::BindGroupLayout,
+    one: Kernels,
+    four: Kernels,
+}
+
+impl TrustKernels {
+    pub(crate) fn get(&self, lanes: Lanes) -> &Kernels {
+        match lanes {
+            Lanes::One => &self.one,
+            Lanes::Four => &self.four,
+        }
+    }
+}
+
+impl KernelFamily for TrustKernels {
+    fn build(ctx: &GpuContext) -> Result<Self> {
+        let device = &ctx.device;
+        let spmv_layout = bind_group_layout(device, "trust spmv", &SPMV_SLOTS);
+        let power_layout = bind_group_layout(device, "trust power", &POWER_SLOTS);
+        let pipeline_layout = |bgl: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(bgl)],
+                immediate_size: 0,
+            })
+        };
+        let spmv_pl = pipeline_layout(&spmv_layout);
+        let power_pl = pipeline_layout(&power_layout);
+        let width = |lanes: Lanes| {
+            let spmv = ctx.shader("trust/spmv.wgsl", compose(lanes, &[COMMON_WGSL, SPMV_WGSL]));
+            let power = ctx.shader(
+                "trust/power.wgsl",
+                compose(lanes, &[COMMON_WGSL, POWER_WGSL]),
+            );
+            let pipe = |layout: &wgpu::PipelineLayout,
+                        m: &wgpu::ShaderModule,
+                        entry: &str,
+                        constants: &[(&str, f64)]| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(layout),
+                    module: m,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        // Every workgroup variable is written before it is read.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+            };
+            Kernels {
+                spmv: [false, true]
+                    .map(|pe| pipe(&spmv_pl, &spmv, "spmv", &[("PER_EDGE", pe as u8 as f64)])),
+                spmv_rows: [false, true].map(|pe| {
+                    pipe(
+                        &spmv_pl,
+                        &spmv,
+                        "spmv_rows",
+                        &[("PER_EDGE", pe as u8 as f64)],
+                    )
+                }),
+                long_finish: pipe(&spmv_pl, &spmv, "long_finish", &[]),
+                update: [true, false]
+                    .map(|sc| pipe(&power_pl, &power, "update", &[("SCALED", sc as u8 as f64)])),
+                fold: pipe(&power_pl, &power, "fold", &[]),
+                finalize: pipe(&power_pl, &power, "finalize", &[]),
+            }
+        };
+        Ok(TrustKernels {
+            one: width(Lanes::One),
+            four: width(Lanes::Four),
+            spmv_layout,
+            power_layout,
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! The trust kernel family: the power iteration of DESIGN.md §3 in wgpu
+//! compute shaders (shaders/trust/), behind [`crate::trust::TrustBackend`].
+//!
+//! - `plan`: host-side partition of a matrix into workgroup blocks, long-row
+//!   segments and binding-sized chunks (no device needed, unit-tested);
+//! - `layout`: host mirrors of the shader structs and the bind group layouts;
+//! - `kernels`: the family's pipelines, compiled once per context;
+//! - `matrix`: a matrix resident on the device;
+//! - `block`: one block of columns, its buffers and one recorded iteration;
+//! - `solve`: the iteration loop over many blocks and matrices.
+//!
+//! docs/gpu.md explains the design and its measurements.
+
+mod block;
+mod kernels;
+mod layout;
+mod matrix;
+mod plan;
+mod solve;
+
+use std::sync::Arc;
+
+pub use block::MAX_BLOCK;
+pub use plan::{PlanConfig, DEFAULT_PER_LANE};
+pub use solve::READBACK_EVERY;
+
+use self::kernels::TrustKernels;
+use self::matrix::GpuMatrix;
+use super::context::scoped;
+use super::GpuContext;
+use crate::error::{Error, Result};
+use crate::trust::engine::{Batch, IterParams, LoadedMatrices, TrustBackend, TrustVector};
+use crate::trust::TrustMatrix;
+
+/// Environment variable that overrides [`PlanConfig::per_lane`], for tuning
+/// on a new device (`trustmesh bench` reports the value in use).
+pub const PER_LANE_ENV: &str = "TRUSTMESH_GPU_PER_LANE";
+
+/// The GPU back end: f32 power iteration in wgpu compute shaders.
+#[derive(Debug, Clone)]
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    plan: PlanConfig,
+}
+
+impl GpuBackend {
+    /// Opens an adapter (see [`GpuContext::new`]).
+    pub fn new(adapter_filter: Option<&str>) -> Result<Self> {
+        Self::from_context(Arc::new(GpuContext::new(adapter_filter)?))
+    }
+
+    /// Uses an already opened device (shared pipelines, lowered limits in
+    /// tests). Reads [`PER_LANE_ENV`] when set.
+    pub fn from_context(ctx: Arc<GpuContext>) -> Result<Self> {
+        let mut plan = PlanConfig::default();
+        if let Ok(v) = std::env::var(PER_LANE_ENV) {
+            plan.per_lane = v
+                .parse()
+                .ok()
+                .filter(|p| (1..=64).contains(p))
+                .ok_or_else(|| {
+                    Error::param(format!("{PER_LANE_ENV}={v}: expected an integer in 1..=64"))
+                })?;
+        }
+        Ok(GpuBackend { ctx, plan })
+    }
+
+    /// The same device with another partition tuning.
+    pub fn with_plan(mut self, plan: PlanConfig) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    pub fn plan(&self) -> PlanConfig {
+        self.plan
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+}
+
+impl TrustBackend for GpuBackend {
+    fn name(&self) -> String {
+        let i = self.ctx.adapter_info();
+        format!("{} ({}, f32)", i.name, i.backend)
+    }
+
+    fn default_epsilon(&self) -> f64 {
+        1e-6
+    }
+
+    fn load<'m>(&self, matrices: &[&'m TrustMatrix]) -> Result<Box<dyn LoadedMatrices + 'm>> {
+        let ctx = &*self.ctx;
+        let fam = ctx.family::<TrustKernels>()?;
+        let mats = scoped(&ctx.device, || {
+            matrices
+                .iter()
+                .map(|m| GpuMatrix::upload(ctx, m, self.plan))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        if let Some(e) = ctx.take_uncaptured() {
+            return Err(Error::Device(e));
+        }
+        Ok(Box::new(GpuLoaded {
+            ctx: Arc::clone(&self.ctx),
+            fam,
+            hosts: matrices.to_vec(),
+            mats,
+        }))
+    }
+}
+
+/// Matrices resident on the device.
+struct GpuLoaded<'m> {
+    ctx: Arc<GpuContext>,
+    fam: Arc<TrustKernels>,
+    /// The host matrices: deficits and weights for each block's initial values.
+    hosts: Vec<&'m TrustMatrix>,
+    mats: Vec<GpuMatrix>,
+}
+
+impl LoadedMatrices for GpuLoaded<'_> {
+    fn len(&self) -> usize {
+        self.mats.len()
+    }
+
+    fn solve_many(
+        &self,
+        batches: &[Batch<'_>],
+        params: &IterParams,
+    ) -> Result<Vec<Vec<TrustVector>>> {
+        let ctx = &*self.ctx;
+        let out = scoped(&ctx.device, || {
+            solve::solve_batches(ctx, &self.fam, &self.hosts, &self.mats, batches, params)
+        })?;
+        if let Some(e) = ctx.take_uncaptured() {
+            return Err(Error::Device(e));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,388 @@
+//! Host-side partitioning of a pull-form matrix for the kernels
+//! (shaders/trust/spmv.wgsl): which rows share a workgroup and with how many
+//! lanes per row, which rows are long (cut into segments), and how the entry
+//! arrays are cut into chunks that each fit one storage binding.
+//!
+//! Pure integer bookkeeping, so it is unit-tested without a device. The plan
+//! depends on the matrix (and the binding limit) only, never on how many
+//! columns are solved, which is what keeps a column's sums the same bits alone
+//! or in a batch.
+
+/// Invocations per workgroup (WG in shaders/trust/common.wgsl).
+pub(crate) const WG: u32 = 256;
+
+/// Most lanes one row gets: with up to 8 column groups a row's lanes × groups
+/// still fit one workgroup.
+pub(crate) const MAX_LANES: u32 = 32;
+
+/// Entries per lane the lane count is fitted to, by default (see
+/// [`PlanConfig::per_lane`]).
+pub const DEFAULT_PER_LANE: u32 = 8;
+
+/// Target entries per segment of a long row: 32 lanes of 32 entries. Long
+/// enough that the per-segment partials stay a small fraction of the traffic,
+/// short enough that a 100k-entry row spreads over ~100 segments, ~3000 lanes.
+pub(crate) const SEG_LEN: u32 = 1024;
+
+/// A row never has more segments than this (segments grow instead), which
+/// bounds the sequential work of `long_finish` for a multi-million-entry row.
+pub(crate) const MAX_SEGS_PER_ROW: u32 = 1024;
+
+/// Block kinds, as the shader reads them from bits 8.. of the descriptor.
+const KIND_ROWS: u32 = 0;
+const KIND_SEGMENTS: u32 = 1;
+
+/// Tuning of the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// Entries per lane the lane count T is fitted to: T = the next power of
+    /// two of ceil(longest row / per_lane), at most 32. Rows longer than
+    /// 32 · per_lane are long rows. Why 8 by default: enough independent
+    /// loads per lane to hide gather latency, few enough that rows of a few
+    /// dozen entries still spread over several lanes.
+    pub per_lane: u32,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            per_lane: DEFAULT_PER_LANE,
+        }
+    }
+}
+
+/// A range of blocks whose entries fit one chunk binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// Blocks [block0, block1) are dispatched with this chunk: row blocks
+    /// first, then the segment blocks from `seg_block0` on.
+    pub block0: u32,
+    pub seg_block0: u32,
+    pub block1: u32,
+    /// Global entry range [e0, e1) held by this chunk's buffers.
+    pub e0: u32,
+    pub e1: u32,
+    /// Rows [row0, row1): every short row in it is in one of this chunk's
+    /// row blocks (the long rows in it are not).
+    pub row0: u32,
+    pub row1: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The entries per lane rows were fitted to (the kernels need it too).
+    pub per_lane: u32,
+    /// One per workgroup: (first unit, end unit, log2(lanes) | kind << 8, 0);
+    /// units are rows (kind 0) or segments (kind 1).
+    pub blocks: Vec<[u32; 4]>,
+    /// (row, first entry, end entry, 0), global entry indices.
+    pub segs: Vec<[u32; 4]>,
+    /// (row, first segment, end segment, 0).
+    pub long_rows: Vec<[u32; 4]>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// log2 of the lanes a row of `len` entries gets.
+fn lanes_log2(len: u32, per_lane: u32) -> u32 {
+    len.div_ceil(per_lane)
+        .max(1)
+        .next_power_of_two()
+        .min(MAX_LANES)
+        .trailing_zeros()
+}
+
+/// Entries per segment of a row of `len` entries.
+fn segment_len(len: u32, cap: u32) -> u32 {
+    let spread = len.div_ceil(MAX_SEGS_PER_ROW).div_ceil(256) * 256;
+    // Rows only a little over the threshold become one segment.
+    spread.max(SEG_LEN).min(cap)
+}
+
+/// Builds the plan step by step, in row order.
+struct Builder {
+    cap: u32,
+    per_lane: u32,
+    plan: Plan,
+    /// Open block of short rows: first row, rows, longest row.
+    rows: Option<(u32, u32, u32)>,
+    /// First segment not yet in a block.
+    seg_pending: u32,
+    /// Open chunk: first block, first entry.
+    chunk: (u32, u32),
+}
+
+impl Builder {
+    fn close_rows(&mut self) {
+        if let Some((r0, count, longest)) = self.rows.take() {
+            let tl = lanes_log2(longest, self.per_lane);
+            self.plan
+                .blocks
+                .push([r0, r0 + count, tl | KIND_ROWS << 8, 0]);
+        }
+    }
+
+    fn close_segments(&mut self) {
+        let end = self.plan.segs.len() as u32;
+        if end > self.seg_pending {
+            let tl = MAX_LANES.trailing_zeros();
+            self.plan
+                .blocks
+                .push([self.seg_pending, end, tl | KIND_SEGMENTS << 8, 0]);
+            self.seg_pending = end;
+        }
+    }
+
+    /// Closes the open chunk (with its open blocks) if entries up to `end`
+    /// would not fit it, and opens the next one at entry `start`.
+    fn make_room(&mut self, start: u32, end: u32) {
+        if end - self.chunk.1 <= self.cap {
+            return;
+        }
+        self.close_rows();
+        self.close_segments();
+        self.close_chunk(start);
+    }
+
+    /// Closes the open chunk at entry `end` (when it holds any block) and
+    /// opens the next one there. Its row blocks go first, segment blocks
+    /// after, so each kind is one range (order within a dispatch is free).
+    fn close_chunk(&mut self, end: u32) {
+        let (b0, b1) = (self.chunk.0, self.plan.blocks.len() as u32);
+        if b1 > b0 {
+            let blocks = &mut self.plan.blocks[b0 as usize..b1 as usize];
+            blocks.sort_by_key(|b| b[2] >> 8); // stable
+            let rows = blocks.iter().filter(|b| b[2] >> 8 == KIND_ROWS);
+            let row0 = rows.clone().map(|b| b[0]).min();
+            let row1 = rows.map(|b| b[1]).max();
+            let n_row_blocks = blocks.iter().filter(|b| b[2] >> 8 == KIND_ROWS).count();
+            self.plan.chunks.push(Chunk {
+                block0: b0,
+                seg_block0: b0 + n_row_blocks as u32,
+                block1: b1,
+                e0: self.chunk.1,
+                e1: end,
+                row0: row0.unwrap_or(0),
+                row1: row1.unwrap_or(0),
+            });
+        }
+        self.chunk = (b1, end);
+    }
+
+    fn short_row(&mut self, j: u32, a: u32, b: u32) {
+        self.make_room(a, b);
+        let len = b - a;
+        if let Some((r0, count, longest)) = self.rows {
+            let longest = longest.max(len);
+            if (count + 1) << lanes_log2(longest, self.per_lane) <= WG {
+                self.rows = Some((r0, count + 1, longest));
+                return;
+            }
+            self.close_rows();
+        }
+        self.rows = Some((j, 1, len));
+    }
+
+    fn long_row(&mut self, j: u32, a: u32, b: u32) {
+        // A block's rows are consecutive: a long row ends the open block.
+        self.close_rows();
+        let per = segment_len(b - a, self.cap);
+        let first = self.plan.segs.len() as u32;
+        let mut e = a;
+        while e < b {
+            let end = b.min(e + per);
+            self.make_room(e, end);
+            self.plan.segs.push([j, e, end, 0]);
+            if self.plan.segs.len() as u32 - self.seg_pending == WG / MAX_LANES {
+                self.close_segments();
+            }
+            e = end;
+        }
+        self.plan
+            .long_rows
+            .push([j, first, self.plan.segs.len() as u32, 0]);
+    }
+}
+
+impl Plan {
+    /// Partitions rows given by `ptr` (n + 1 offsets) so that no chunk holds
+    /// more than `cap` entries (`cap` >= [`SEG_LEN`], and at least one short
+    /// row: 32 · per_lane).
+    pub fn build(ptr: &[u32], cap: u32, cfg: PlanConfig) -> Plan {
+        let per_lane = cfg.per_lane.max(1);
+        let long_min = MAX_LANES * per_lane;
+        assert!(
+            cap >= SEG_LEN && cap >= long_min,
+            "chunk capacity below one segment or short row"
+        );
+        let mut b = Builder {
+            cap,
+            per_lane,
+            plan: Plan {
+                per_lane,
+                blocks: Vec::new(),
+                segs: Vec::new(),
+                long_rows: Vec::new(),
+                chunks: Vec::new(),
+            },
+            rows: None,
+            seg_pending: 0,
+            chunk: (0, ptr.first().copied().unwrap_or(0)),
+        };
+        for (j, w) in ptr.windows(2).enumerate() {
+            let (lo, hi) = (w[0], w[1]);
+            if hi - lo <= long_min {
+                b.short_row(j as u32, lo, hi);
+            } else {
+                b.long_row(j as u32, lo, hi);
+            }
+        }
+        b.close_rows();
+        b.close_segments();
+        b.close_chunk(ptr.last().copied().unwrap_or(0));
+        b.plan
+    }
+
+    /// Lanes of block `k`'s units and whether they are segments.
+    #[cfg(test)]
+    fn lanes(&self, k: usize) -> (u32, bool) {
+        let d = self.blocks[k][2];
+        (1 << (d & 31), d >> 8 == KIND_SEGMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ptr_of(lens: &[u32]) -> Vec<u32> {
+        let mut p = vec![0];
+        for l in lens {
+            p.push(p.last().unwrap() + l);
+        }
+        p
+    }
+
+    /// Every entry is covered exactly once, by a short row of a block or by a
+    /// segment; every row is in exactly one block or is a long row; each
+    /// block's lanes fit its longest row and its units fit one workgroup; no
+    /// chunk exceeds `cap` and each holds its blocks' entries.
+    fn check(lens: &[u32], cap: u32, per_lane: u32) -> Plan {
+        let ptr = ptr_of(lens);
+        let plan = Plan::build(&ptr, cap, PlanConfig { per_lane });
+        let long_min = MAX_LANES * per_lane;
+        let mut covered = vec![0u8; *ptr.last().unwrap() as usize];
+        let mut row_seen = vec![0u8; lens.len()];
+        let mut blocks_seen = 0;
+        for c in &plan.chunks {
+            assert!(c.e1 - c.e0 <= cap, "chunk over capacity");
+            assert!(c.block0 <= c.seg_block0 && c.seg_block0 <= c.block1);
+            for k in c.block0..c.block1 {
+                assert_eq!(
+                    plan.lanes(k as usize).1,
+                    k >= c.seg_block0,
+                    "kinds not split"
+                );
+            }
+            // The chunk's row range holds exactly its row blocks' rows and
+            // long rows (whose segments may live elsewhere).
+            for j in c.row0..c.row1 {
+                let len = ptr[j as usize + 1] - ptr[j as usize];
+                let in_block = (c.block0..c.seg_block0).any(|k| {
+                    let b = plan.blocks[k as usize];
+                    (b[0]..b[1]).contains(&j)
+                });
+                assert_eq!(in_block, len <= long_min, "row {j} in chunk rows");
+            }
+            assert_eq!(c.block0, blocks_seen, "chunks not contiguous");
+            blocks_seen = c.block1;
+            for k in c.block0..c.block1 {
+                let blk = plan.blocks[k as usize];
+                let (lanes, seg) = plan.lanes(k as usize);
+                let units = blk[1] - blk[0];
+                assert!(units >= 1 && units * lanes <= WG, "block {k} too wide");
+                for u in blk[0]..blk[1] {
+                    let (a, b) = if seg {
+                        let s = plan.segs[u as usize];
+                        assert_eq!(lanes, MAX_LANES);
+                        (s[1], s[2])
+                    } else {
+                        row_seen[u as usize] += 1;
+                        let (a, b) = (ptr[u as usize], ptr[u as usize + 1]);
+                        assert!(b - a <= long_min, "long row {u} in a row block");
+                        assert!(lanes == MAX_LANES || (b - a).div_ceil(per_lane) <= lanes);
+                        (a, b)
+                    };
+                    assert!(a >= c.e0 && b <= c.e1, "unit outside its chunk");
+                    for e in a..b {
+                        covered[e as usize] += 1;
+                    }
+                }
+                if !seg {
+                    // Lanes are fitted to the longest row, not over-provisioned.
+                    let longest = (blk[0]..blk[1])
+                        .map(|u| ptr[u as usize + 1] - ptr[u as usize])
+                        .max()
+                        .unwrap();
+                    assert_eq!(lanes.trailing_zeros(), lanes_log2(longest, per_lane));
+                }
+            }
+        }
+        assert_eq!(blocks_seen as usize, plan.blocks.len());
+        for lr in &plan.long_rows {
+            row_seen[lr[0] as usize] += 1;
+            assert!(lr[2] > lr[1]);
+            for s in &plan.segs[lr[1] as usize..lr[2] as usize] {
+                assert_eq!(s[0], lr[0]);
+            }
+        }
+        assert!(row_seen.iter().all(|&x| x == 1), "rows not partitioned");
+        assert!(covered.iter().all(|&x| x == 1), "entries not covered once");
+        plan
+    }
+
+    #[test]
+    fn one_chunk_when_it_fits() {
+        let p = check(&[0, 3, 64, 65, 0, 100_000, 1, 256, 257], 1 << 20, 8);
+        assert_eq!(p.chunks.len(), 1);
+        assert_eq!((p.chunks[0].row0, p.chunks[0].row1), (0, 8));
+        assert_eq!(p.long_rows.len(), 2);
+        assert_eq!(p.segs.len(), 1 + 100_000usize.div_ceil(SEG_LEN as usize));
+    }
+
+    #[test]
+    fn lanes_follow_row_length() {
+        assert_eq!(lanes_log2(0, 8), 0);
+        assert_eq!(lanes_log2(8, 8), 0);
+        assert_eq!(lanes_log2(9, 8), 1);
+        assert_eq!(lanes_log2(100, 8), 4);
+        assert_eq!(lanes_log2(256, 8), 5);
+        // 256 one-entry rows fill one block with one lane each.
+        let p = check(&[1; 256], 1 << 20, 8);
+        assert_eq!(p.blocks, vec![[0, 256, 0, 0]]);
+        // A 100-entry row among short ones widens its block to 16 lanes, so the
+        // block holds 16 rows.
+        let p = check(&[100; 40], 1 << 20, 8);
+        assert!(p.blocks.iter().all(|b| b[1] - b[0] <= 16 && b[2] == 4));
+    }
+
+    #[test]
+    fn splits_short_and_long_rows() {
+        let lens: Vec<u32> = (0..500)
+            .map(|i| if i % 97 == 5 { 5000 } else { i % 300 })
+            .collect();
+        let p = check(&lens, 4096, 8);
+        assert!(p.chunks.len() > 10);
+        check(&lens, 1 << 20, 4);
+        check(&lens, 1 << 20, 1);
+        check(&[100_000], 1024, 8);
+        let empty = check(&[], 1024, 8);
+        assert!(empty.chunks.is_empty() && empty.blocks.is_empty());
+        check(&[0, 0, 0], 1024, 8);
+    }
+
+    #[test]
+    fn huge_row_has_bounded_segments() {
+        let p = check(&[5_000_000], u32::MAX, 8);
+        assert!(p.segs.len() <= MAX_SEGS_PER_ROW as usize);
+    }
+}
