@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod graph;
 pub mod ingest;
 pub mod output;
+pub mod parquet_out;
 pub mod score;
 pub mod trust;
 

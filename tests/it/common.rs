@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use parquet::arrow::ArrowWriter;
+use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, TimeUnit};
 
 /// One log row: (ts ms, src, dst, layer, outcome, weight).
 pub type Row = (i64, String, String, String, f64, f64);
@@ -58,21 +57,10 @@ pub fn write_log(path: &Path, rows: &[Row]) {
     write_columns(path, cols);
 }
 
-/// Writes arbitrary columns (for bad-input tests).
+/// Writes arbitrary columns (for bad-input tests), every field nullable so a
+/// test can put nulls where the log schema forbids them.
 pub fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>) {
-    let fields: Vec<Field> = cols
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        cols.into_iter().map(|c| c.1).collect(),
-    )
-    .unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    trustmesh::parquet_out::write_columns(path, cols, true).unwrap();
 }
 
 #[allow(dead_code)]
