@@ -20,6 +20,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::error::{Error, Result};
 use crate::parquet_out::write_batch;
 
+/// Layer of every converted row unless one is named.
+pub const DEFAULT_LAYER: &str = "trust";
+/// Ratings are divided by this to give outcomes; 1 suits ±1 and 0..1 ratings.
+pub const DEFAULT_RATING_SCALE: f64 = 1.0;
+
 /// Input formats understood by `convert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

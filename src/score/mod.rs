@@ -23,6 +23,13 @@ use crate::trust::{
 pub mod batched;
 pub mod per_topic;
 
+/// Share of a cheap layer's edge kept without corroboration (β, DESIGN.md §3).
+pub const DEFAULT_BETA: f64 = 0.2;
+/// Costly volume at which a cheap edge keeps all its trust (τ).
+pub const DEFAULT_TAU: f64 = 1.0;
+/// How many top agents a flat-tail stop watches ([`crate::trust::FlatTail::top`]).
+pub const DEFAULT_FLAT_TAIL_TOP: usize = 100;
+
 /// How negative local trust is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -181,14 +188,16 @@ impl ScoreConfig {
         Ok(params)
     }
 
-    /// Defaults of DESIGN.md §3.
+    /// Defaults of DESIGN.md §3: [`IterParams::default`] for the iteration
+    /// (epsilon left to the back end), [`DEFAULT_BETA`] and [`DEFAULT_TAU`].
     pub fn new(logs: Vec<String>) -> Self {
+        let iter = IterParams::default();
         ScoreConfig {
             logs,
-            beta: 0.2,
-            tau: 1.0,
-            alpha: 0.15,
-            max_iter: 200,
+            beta: DEFAULT_BETA,
+            tau: DEFAULT_TAU,
+            alpha: iter.alpha,
+            max_iter: iter.max_iter,
             ..Default::default()
         }
     }
