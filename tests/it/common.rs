@@ -1,11 +1,12 @@
-//! Shared helpers: writing logs, running the binary.
+//! Shared helpers: writing logs, reading results.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, TimeUnit};
+
+pub(crate) use crate::util::trustmesh;
 
 /// One log row: (ts ms, src, dst, layer, outcome, weight).
 pub type Row = (i64, String, String, String, f64, f64);
@@ -68,22 +69,6 @@ pub fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
 }
 
-pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trustmesh"))
-}
-
-pub fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run trustmesh")
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// Reads an output score file as (agent, score, rank) rows.
 pub fn read_scores(path: &Path) -> Vec<(String, f64, u32)> {
     use arrow::array::AsArray;
@@ -115,6 +100,12 @@ pub fn read_scores(path: &Path) -> Vec<(String, f64, u32)> {
         }
     }
     out
+}
+
+/// A path as a [`trustmesh::score::ScoreConfig::logs`] entry, which is a
+/// string because it may be a glob; temporary paths are UTF-8.
+pub fn log_arg(p: &Path) -> String {
+    p.to_str().expect("a UTF-8 path").to_owned()
 }
 
 /// `../shared/data` relative to the crate root, where CI has it too.
@@ -161,19 +152,19 @@ pub fn read_long(
 pub fn bitcoin_log(dir: &Path, layer: &str) -> PathBuf {
     let log = dir.join("ba.parquet");
     let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
-    let o = run(&[
+    trustmesh![
         "convert",
         "--from",
         "snap-signed",
-        src.to_str().unwrap(),
+        src,
         "--out",
-        log.to_str().unwrap(),
+        &log,
         "--layer",
         layer,
         "--rating-scale",
         "10",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("wrote 24186 rows"), "{}", stdout(&o));
+    ]
+    .ok()
+    .stdout_has(&["wrote 24186 rows"]);
     log
 }
