@@ -1,5 +1,6 @@
-//! Shared helpers: writing logs, reading results.
+//! Shared helpers: writing logs, reading results, finding data sets.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -108,11 +109,33 @@ pub fn log_arg(p: &Path) -> String {
     p.to_str().expect("a UTF-8 path").to_owned()
 }
 
-/// `../shared/data` relative to the crate root, where CI has it too.
-pub fn shared_data(rel: &str) -> PathBuf {
+/// A file of the small real data sets committed in `tests/data/`.
+pub fn test_data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(rel)
+}
+
+/// A file of the full data sets, which are too large to commit: under
+/// `$TRUSTMESH_DATA` when set, else `../shared/data` beside the checkout
+/// (where CI has them). When it is absent this says so on stderr and returns
+/// None, and the test returns: written to the stderr handle, not with
+/// `eprintln!`, which the test harness captures for passing tests.
+pub fn full_data(rel: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("TRUSTMESH_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    };
+    let path = root.join(rel);
+    if path.is_file() {
+        return Some(path);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED (data not found: {}; put it at $TRUSTMESH_DATA/{rel} or ../shared/data/{rel} beside the checkout)",
+        path.display()
+    );
+    None
 }
 
 /// Long-format output (`agent`, `<key>`, `score`, `rank`) keyed by (agent, group).
@@ -151,7 +174,7 @@ pub fn read_long(
 /// `dir`, every row in `layer`.
 pub fn bitcoin_log(dir: &Path, layer: &str) -> PathBuf {
     let log = dir.join("ba.parquet");
-    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
+    let src = test_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
     trustmesh![
         "convert",
         "--from",

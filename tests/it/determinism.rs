@@ -27,7 +27,7 @@ fn bitcoin_rows() -> Vec<Row> {
     let text = {
         use std::io::Read;
         let f =
-            std::fs::File::open(shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz")).unwrap();
+            std::fs::File::open(test_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz")).unwrap();
         let mut s = String::new();
         flate2::read::GzDecoder::new(f)
             .read_to_string(&mut s)
