@@ -17,19 +17,7 @@ fn pretrust_sets_equal_single_runs() {
     let sets = dir.path().join("sets.csv");
     std::fs::write(&sets, &csv).unwrap();
     let out = dir.path().join("sets.parquet");
-    let sets_run = || {
-        trustmesh![
-            "score",
-            "--device",
-            "cpu",
-            "--log",
-            &log,
-            "--out",
-            &out,
-            "--pretrusted-sets",
-            &sets,
-        ]
-    };
+    let sets_run = || score_cpu(&log, &out).arg("--pretrusted-sets").arg(&sets);
     sets_run().ok();
     let batch = read_long(&out, "set");
     assert_eq!(batch.len(), 33 * 3783);
@@ -37,18 +25,7 @@ fn pretrust_sets_equal_single_runs() {
         let pre = dir.path().join("pre.txt");
         std::fs::write(&pre, format!("{}\n{}\n{}\n", s + 1, s + 7, 2 * s + 11)).unwrap();
         let single = dir.path().join("single.parquet");
-        trustmesh![
-            "score",
-            "--device",
-            "cpu",
-            "--log",
-            &log,
-            "--out",
-            &single,
-            "--pretrusted",
-            &pre,
-        ]
-        .ok();
+        score_cpu(&log, &single).arg("--pretrusted").arg(&pre).ok();
         for (agent, score, _) in read_scores(&single) {
             assert_eq!(
                 batch[&(agent, format!("s{s:02}"))].0.to_bits(),
@@ -79,22 +56,11 @@ fn per_layer_equals_single_layer_runs() {
     }
     write_log(&log, &rows);
     let out = dir.path().join("pl.parquet");
-    trustmesh![
-        "score",
-        "--device",
-        "cpu",
-        "--log",
-        &log,
-        "--out",
-        &out,
-        "--per-layer",
-    ]
-    .ok();
+    score_cpu(&log, &out).arg("--per-layer").ok();
     let batch = read_long(&out, "layer");
     for layer in ["pay", "review"] {
         let single = dir.path().join("single.parquet");
-        trustmesh!["score", "--device", "cpu", "--log", &log, "--out", &single, "--layers", layer,]
-            .ok();
+        score_cpu(&log, &single).args(["--layers", layer]).ok();
         let s = read_scores(&single);
         assert_eq!(s.len(), 19);
         for (agent, score, _) in s {

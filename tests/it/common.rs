@@ -8,6 +8,7 @@ use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArra
 use arrow::datatypes::{DataType, TimeUnit};
 
 pub(crate) use crate::util::trustmesh;
+use crate::util::Trustmesh;
 
 /// One log row: (ts ms, src, dst, layer, outcome, weight).
 pub type Row = (i64, String, String, String, f64, f64);
@@ -101,6 +102,12 @@ pub fn read_scores(path: &Path) -> Vec<(String, f64, u32)> {
         }
     }
     out
+}
+
+/// `trustmesh score` of `log` into `out` on the CPU, the exact back end that
+/// bit-for-bit comparisons need; more arguments can be added.
+pub fn score_cpu(log: &Path, out: &Path) -> Trustmesh {
+    trustmesh!["score", "--device", "cpu", "--log", log, "--out", out]
 }
 
 /// A path as a [`trustmesh::score::ScoreConfig::logs`] entry, which is a

@@ -154,26 +154,12 @@ fn binary_gives_identical_bits_on_one_thread_and_many() {
     let mut results = Vec::new();
     for threads in ["1", "4"] {
         let out = dir.path().join(format!("s{threads}.parquet"));
-        trustmesh![
-            "score",
-            "--device",
-            "cpu",
-            "--log",
-            &log,
-            "--out",
-            &out,
-            "--cheap",
-            "review",
-            "--costly",
-            "payment",
-            "--half-life",
-            "90d",
-            "--distrust",
-            "discount",
-        ]
-        .env("RAYON_NUM_THREADS", threads)
-        .ok()
-        .stdout_has(&[&format!("{threads} threads")]);
+        score_cpu(&log, &out)
+            .args(["--cheap", "review", "--costly", "payment"])
+            .args(["--half-life", "90d", "--distrust", "discount"])
+            .env("RAYON_NUM_THREADS", threads)
+            .ok()
+            .stdout_has(&[&format!("{threads} threads")]);
         results.push(
             read_scores(&out)
                 .into_iter()
