@@ -19,6 +19,13 @@ use crate::trust::{
     build_matrices, pretrust, Batch, Column, EdgeWeights, IterParams, TrustBackend, TrustMatrix,
 };
 
+/// Defaults of `trustmesh bench`: a seeded power-law graph of 100,000 nodes
+/// and 1M edges, block widths 1, 8 and 32, 20 timed iterations per case.
+pub const DEFAULT_SYNTHETIC: (u32, usize) = (100_000, 1_000_000);
+pub const DEFAULT_SEED: u64 = 1;
+pub const DEFAULT_K: [usize; 3] = [1, 8, 32];
+pub const DEFAULT_ITERS: u32 = 20;
+
 /// Where the benchmark graph comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BenchGraph {

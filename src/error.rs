@@ -70,6 +70,11 @@ pub enum Error {
     #[error("{}: cannot write: {message}", path.display())]
     Write { path: PathBuf, message: String },
 
+    /// A synchronous entry point was called inside an async runtime, where it
+    /// must not block (see `runtime::block_on`).
+    #[error("a synchronous trustmesh call was made inside an async runtime, where it cannot block; await its `_async` variant instead")]
+    BlockingInAsync,
+
     /// Plain I/O without a more precise location.
     #[error(transparent)]
     Io(#[from] std::io::Error),

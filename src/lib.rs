@@ -11,6 +11,8 @@ pub mod gpu;
 pub mod graph;
 pub mod ingest;
 pub mod output;
+pub mod parquet_out;
+pub mod runtime;
 pub mod score;
 pub mod trust;
 

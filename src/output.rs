@@ -3,11 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{Field, Schema};
+use arrow::array::{Float64Array, StringArray, UInt32Array};
 
 use crate::error::Result;
-use crate::ingest::convert::write_parquet;
+use crate::parquet_out::write_columns;
 use crate::score::per_topic::{TopicScores, GLOBAL};
 use crate::trust::scores::order;
 use crate::trust::Scores;
@@ -25,6 +24,7 @@ pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
             ("score", Arc::new(Float64Array::from(vals))),
             ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
+        false,
     )
 }
 
@@ -55,20 +55,8 @@ pub fn write_long(
             ("score", Arc::new(Float64Array::from(vals))),
             ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
+        false,
     )
-}
-
-/// Non-null columns, named, to one Parquet file.
-fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
-    let fields: Vec<Field> = cols
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        cols.into_iter().map(|(_, a)| a).collect(),
-    )?;
-    write_parquet(path, &batch)
 }
 
 /// Long format for `--per-topic`: topic groups, then `global`.

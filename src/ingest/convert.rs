@@ -16,11 +16,14 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
+use crate::parquet_out::write_batch;
+
+/// Layer of every converted row unless one is named.
+pub const DEFAULT_LAYER: &str = "trust";
+/// Ratings are divided by this to give outcomes; 1 suits ±1 and 0..1 ratings.
+pub const DEFAULT_RATING_SCALE: f64 = 1.0;
 
 /// Input formats understood by `convert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,29 +139,11 @@ pub fn convert(
             Arc::new(Float64Array::from(vec![1.0; n])),
         ],
     )?;
-    write_parquet(out, &batch)?;
+    write_batch(out, &batch)?;
     Ok(ConvertStats {
         rows: n as u64,
         skipped_lines: skipped,
     })
-}
-
-/// Writes one batch as a zstd-compressed Parquet file.
-pub fn write_parquet(out: &Path, batch: &RecordBatch) -> Result<()> {
-    let werr = |e: &dyn std::fmt::Display| Error::Write {
-        path: out.to_path_buf(),
-        message: e.to_string(),
-    };
-    let file = File::create(out).map_err(|e| werr(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| werr(&e))?,
-        ))
-        .build();
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| werr(&e))?;
-    w.write(batch).map_err(|e| werr(&e))?;
-    w.close().map_err(|e| werr(&e))?;
-    Ok(())
 }
 
 #[derive(Default)]

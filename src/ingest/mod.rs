@@ -121,7 +121,20 @@ impl LogTable {
     /// Runs the selection and builds the graph. `evidence_layers` are kept in
     /// addition to `opts.layers` (costly layers corroborate cheap ones even
     /// when they are not scored themselves).
+    ///
+    /// Synchronous wrapper of [`LogTable::select_async`] for callers without
+    /// an async runtime (see [`crate::runtime::block_on`]).
     pub fn select(
+        &self,
+        opts: &IngestOptions,
+        evidence_layers: &[String],
+    ) -> Result<(MultiGraph, IngestStats)> {
+        crate::runtime::block_on(self.select_async(opts, evidence_layers))
+    }
+
+    /// As [`LogTable::select`], on the caller's runtime: the DataFusion query
+    /// runs on it, the graph is built on the calling task.
+    pub async fn select_async(
         &self,
         opts: &IngestOptions,
         evidence_layers: &[String],
@@ -148,11 +161,8 @@ impl LogTable {
                 display_files(&self.files)
             )));
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(rayon::current_num_threads().max(1))
-            .build()?;
         let t0 = std::time::Instant::now();
-        let (graph_input, drops) = rt.block_on(self.query(opts, &layer_names))?;
+        let (graph_input, drops) = self.query(opts, &layer_names).await?;
         let aggregate_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = std::time::Instant::now();

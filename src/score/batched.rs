@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{
-    prepare, seed_pretrust, DistrustMode, PassReport, RunSummary, ScoreConfig, StageSeconds,
+    prepare_async, seed_pretrust, DistrustMode, PassReport, RunSummary, ScoreConfig, StageSeconds,
 };
 use crate::error::{Error, Result};
 use crate::ingest::tables;
@@ -53,10 +53,19 @@ pub struct BatchReport {
     pub seconds: StageSeconds,
 }
 
-/// Runs a batched job.
+/// Runs a batched job. Synchronous wrapper of [`run_async`].
 pub fn run(cfg: &ScoreConfig, kind: &BatchKind, backend: &dyn TrustBackend) -> Result<BatchOutput> {
+    crate::runtime::block_on(run_async(cfg, kind, backend))
+}
+
+/// As [`run`], on the caller's runtime.
+pub async fn run_async(
+    cfg: &ScoreConfig,
+    kind: &BatchKind,
+    backend: &dyn TrustBackend,
+) -> Result<BatchOutput> {
     let params = cfg.iter_params(backend)?;
-    let (graph, local, stats) = prepare(cfg)?;
+    let (graph, local, stats) = prepare_async(cfg).await?;
     let t_build = Instant::now();
     // (group name, matrix index, pre-trust)
     let (names, matrices, columns): (Vec<String>, Vec<_>, Vec<Vec<Column>>) = match kind {

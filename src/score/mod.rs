@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::graph::MultiGraph;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
+use crate::runtime;
 use crate::trust::{
     build_matrices, distrust, pretrust, topics, Column, IterParams, LocalTrustConfig, ScoredLayer,
     Scores, StopReason, TrustBackend, TrustVector,
@@ -21,6 +22,14 @@ use crate::trust::{
 
 pub mod batched;
 pub mod per_topic;
+
+/// Share of a cheap layer's edge kept without corroboration (β, DESIGN.md §3).
+pub const DEFAULT_BETA: f64 = 0.2;
+/// Costly volume at which a cheap edge keeps all its trust (τ).
+pub const DEFAULT_TAU: f64 = 1.0;
+/// How many top agents a flat-tail stop watches ([`crate::trust::FlatTail::top`]).
+pub const DEFAULT_FLAT_TAIL_TOP: usize = 100;
+
 /// How negative local trust is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,32 +188,54 @@ impl ScoreConfig {
         Ok(params)
     }
 
-    /// Defaults of DESIGN.md §3.
+    /// Defaults of DESIGN.md §3: [`IterParams::default`] for the iteration
+    /// (epsilon left to the back end), [`DEFAULT_BETA`] and [`DEFAULT_TAU`].
     pub fn new(logs: Vec<String>) -> Self {
+        let iter = IterParams::default();
         ScoreConfig {
             logs,
-            beta: 0.2,
-            tau: 1.0,
-            alpha: 0.15,
-            max_iter: 200,
+            beta: DEFAULT_BETA,
+            tau: DEFAULT_TAU,
+            alpha: iter.alpha,
+            max_iter: iter.max_iter,
             ..Default::default()
         }
     }
 }
 
+/// What [`prepare`] yields: the graph, the local-trust configuration and the
+/// ingest counts.
+pub type Prepared = (MultiGraph, LocalTrustConfig, IngestStats);
+
 /// Reads the logs and builds the graph and the local-trust configuration.
-pub fn prepare(cfg: &ScoreConfig) -> Result<(MultiGraph, LocalTrustConfig, IngestStats)> {
+/// Synchronous wrapper of [`prepare_async`] (see [`crate::runtime::block_on`]).
+pub fn prepare(cfg: &ScoreConfig) -> Result<Prepared> {
+    runtime::block_on(prepare_async(cfg))
+}
+
+/// As [`prepare`], on the caller's runtime.
+pub async fn prepare_async(cfg: &ScoreConfig) -> Result<Prepared> {
     let table = LogTable::read(files::resolve(&cfg.logs)?)?;
-    prepare_table(cfg, &table, &[])
+    prepare_table_async(cfg, &table, &[]).await
 }
 
 /// As [`prepare`], on logs already read; `exclude_raters` are (rater, layer)
-/// pairs whose rows are dropped (slashing).
+/// pairs whose rows are dropped (slashing). Synchronous wrapper of
+/// [`prepare_table_async`].
 pub fn prepare_table(
     cfg: &ScoreConfig,
     table: &LogTable,
     exclude_raters: &[(String, String)],
-) -> Result<(MultiGraph, LocalTrustConfig, IngestStats)> {
+) -> Result<Prepared> {
+    runtime::block_on(prepare_table_async(cfg, table, exclude_raters))
+}
+
+/// As [`prepare_table`], on the caller's runtime.
+pub async fn prepare_table_async(
+    cfg: &ScoreConfig,
+    table: &LogTable,
+    exclude_raters: &[(String, String)],
+) -> Result<Prepared> {
     let scored = scored_layers(cfg, &table.layers)?;
     let mut opts = cfg.ingest.clone();
     opts.exclude_raters = exclude_raters.to_vec();
@@ -234,7 +265,7 @@ pub fn prepare_table(
             "--cheap needs at least one --costly layer to corroborate it",
         ));
     }
-    let (graph, stats) = table.select(&opts, &cfg.costly)?;
+    let (graph, stats) = table.select_async(&opts, &cfg.costly).await?;
     let local = LocalTrustConfig {
         layers: scored
             .iter()
@@ -278,10 +309,16 @@ fn with_gates(graph: &MultiGraph, mut local: LocalTrustConfig) -> LocalTrustConf
     local
 }
 
-/// Runs the whole job on `backend`.
+/// Runs the whole job on `backend`. Synchronous wrapper of [`run_async`].
 pub fn run(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput> {
+    runtime::block_on(run_async(cfg, backend))
+}
+
+/// As [`run`], on the caller's runtime. Only reading the logs awaits; the
+/// solve runs on the calling task.
+pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<ScoreOutput> {
     let params = cfg.iter_params(backend)?;
-    let (graph, local, stats) = prepare(cfg)?;
+    let (graph, local, stats) = prepare_async(cfg).await?;
     let t_build = Instant::now();
     let (c, d) = build_matrices(&graph, &local)?;
     let p = seed_pretrust(cfg, &graph)?;
@@ -428,4 +465,33 @@ pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(String::from)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::convert::{convert, Format};
+
+    /// What a `serve` task does: read logs inside a task spawned on a
+    /// multi-thread runtime (so the future must be `Send`). The blocking
+    /// wrapper refuses there with an error rather than a panic.
+    #[test]
+    fn logs_are_read_inside_a_spawned_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tsv, log) = (dir.path().join("l.tsv"), dir.path().join("l.parquet"));
+        std::fs::write(&tsv, "a b\nb c\nc a\n").unwrap();
+        convert(Format::Tsv, &tsv, &log, "x", 1.0).unwrap();
+        let cfg = ScoreConfig::new(vec![log.to_str().unwrap().to_string()]);
+        let rt = runtime::shared().unwrap();
+        let task_cfg = cfg.clone();
+        let task = rt.spawn(async move { prepare_async(&task_cfg).await.map(|p| p.0.n()) });
+        assert_eq!(rt.block_on(task).unwrap().unwrap(), 3);
+        let inside = rt.block_on(async { prepare(&cfg).map(|p| p.0.n()) });
+        assert!(matches!(inside, Err(Error::BlockingInAsync)));
+        assert_eq!(
+            prepare(&cfg).unwrap().0.n(),
+            3,
+            "outside a runtime it blocks"
+        );
+    }
 }

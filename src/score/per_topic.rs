@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{prepare_table, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds};
+use super::{
+    prepare_table_async, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds,
+};
 use crate::error::{Error, Result};
 use crate::ingest::{files, tables, LogTable};
 use crate::trust::{build_matrices, topics, Batch, Column, TrustBackend, TrustVector};
@@ -85,8 +87,17 @@ pub struct TopicPass {
     pub second: Option<PassReport>,
 }
 
-/// Runs the per-topic model.
+/// Runs the per-topic model. Synchronous wrapper of [`run_async`].
 pub fn run(
+    cfg: &ScoreConfig,
+    opts: &TopicOptions,
+    backend: &dyn TrustBackend,
+) -> Result<TopicOutput> {
+    crate::runtime::block_on(run_async(cfg, opts, backend))
+}
+
+/// As [`run`], on the caller's runtime.
+pub async fn run_async(
     cfg: &ScoreConfig,
     opts: &TopicOptions,
     backend: &dyn TrustBackend,
@@ -145,7 +156,7 @@ pub fn run(
         .iter()
         .map(|(a, t, _)| (a.clone(), t.clone()))
         .collect();
-    let (graph, local, stats) = prepare_table(cfg, &table, &exclude)?;
+    let (graph, local, stats) = prepare_table_async(cfg, &table, &exclude).await?;
     let n = graph.n();
 
     let t_build = Instant::now();

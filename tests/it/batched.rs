@@ -6,10 +6,7 @@ use crate::common::*;
 #[test]
 fn pretrust_sets_equal_single_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let log = bitcoin_log(dir.path(), "trust")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let log = bitcoin_log(dir.path(), "trust");
     // 33 sets: more than one block of 16 columns, and a remainder of 1.
     let mut csv = String::from("set,agent\n");
     for s in 0..33 {
@@ -20,36 +17,15 @@ fn pretrust_sets_equal_single_runs() {
     let sets = dir.path().join("sets.csv");
     std::fs::write(&sets, &csv).unwrap();
     let out = dir.path().join("sets.parquet");
-    let o = run(&[
-        "score",
-        "--device",
-        "cpu",
-        "--log",
-        &log,
-        "--out",
-        out.to_str().unwrap(),
-        "--pretrusted-sets",
-        sets.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let sets_run = || score_cpu(&log, &out).arg("--pretrusted-sets").arg(&sets);
+    sets_run().ok();
     let batch = read_long(&out, "set");
     assert_eq!(batch.len(), 33 * 3783);
     for s in [0, 16, 32] {
         let pre = dir.path().join("pre.txt");
         std::fs::write(&pre, format!("{}\n{}\n{}\n", s + 1, s + 7, 2 * s + 11)).unwrap();
         let single = dir.path().join("single.parquet");
-        let o = run(&[
-            "score",
-            "--device",
-            "cpu",
-            "--log",
-            &log,
-            "--out",
-            single.to_str().unwrap(),
-            "--pretrusted",
-            pre.to_str().unwrap(),
-        ]);
-        assert!(o.status.success());
+        score_cpu(&log, &single).arg("--pretrusted").arg(&pre).ok();
         for (agent, score, _) in read_scores(&single) {
             assert_eq!(
                 batch[&(agent, format!("s{s:02}"))].0.to_bits(),
@@ -59,23 +35,7 @@ fn pretrust_sets_equal_single_runs() {
     }
 
     std::fs::write(&sets, "set,agent\nx,999999\n").unwrap();
-    let o = run(&[
-        "score",
-        "--device",
-        "cpu",
-        "--log",
-        &log,
-        "--out",
-        out.to_str().unwrap(),
-        "--pretrusted-sets",
-        sets.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("row 1") && stderr(&o).contains("`999999`"),
-        "{}",
-        stderr(&o)
-    );
+    sets_run().fails(1).stderr_has(&["row 1", "`999999`"]);
 }
 
 #[test]
@@ -96,33 +56,11 @@ fn per_layer_equals_single_layer_runs() {
     }
     write_log(&log, &rows);
     let out = dir.path().join("pl.parquet");
-    let log = log.to_str().unwrap();
-    let o = run(&[
-        "score",
-        "--device",
-        "cpu",
-        "--log",
-        log,
-        "--out",
-        out.to_str().unwrap(),
-        "--per-layer",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    score_cpu(&log, &out).arg("--per-layer").ok();
     let batch = read_long(&out, "layer");
     for layer in ["pay", "review"] {
         let single = dir.path().join("single.parquet");
-        let o = run(&[
-            "score",
-            "--device",
-            "cpu",
-            "--log",
-            log,
-            "--out",
-            single.to_str().unwrap(),
-            "--layers",
-            layer,
-        ]);
-        assert!(o.status.success());
+        score_cpu(&log, &single).args(["--layers", layer]).ok();
         let s = read_scores(&single);
         assert_eq!(s.len(), 19);
         for (agent, score, _) in s {

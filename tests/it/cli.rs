@@ -1,13 +1,14 @@
 //! End-to-end runs of the real binary: the happy path and every bad input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float32Array, Float64Array, Int64Array, StringArray};
 
 use crate::common::*;
+use crate::util::Trustmesh;
 
-fn small_log(dir: &Path) -> String {
+fn small_log(dir: &Path) -> PathBuf {
     let p = dir.join("log.parquet");
     write_log(
         &p,
@@ -19,33 +20,26 @@ fn small_log(dir: &Path) -> String {
             row(5000, "dave", "alice", "review", -1.0, 1.0),
         ],
     );
-    p.to_str().unwrap().to_string()
+    p
 }
 
-fn fails_with<S: AsRef<str> + std::fmt::Debug>(args: &[S], needles: &[&str]) {
-    let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
-    let o = run(&args);
-    let err = stderr(&o);
-    assert!(
-        !o.status.success(),
-        "expected failure for {args:?}, got success: {}",
-        stdout(&o)
-    );
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr for {args:?} lacks `{n}`: {err}");
-    }
+/// Runs `cmd`, which must fail with exit status 1 (a run error, not a usage
+/// error or a panic) and one error line holding every needle.
+fn fails_with(cmd: Trustmesh, needles: &[&str]) {
+    let run = cmd.fails(1);
+    let err = &run.stderr;
+    assert!(!err.contains("panicked"), "panic\n{run}");
+    run.stderr_has(needles);
     // One error line; the only other line allowed is --device auto's notice
     // that it fell back to the CPU.
     let lines: Vec<&str> = err.trim().lines().collect();
     let errors = lines.iter().filter(|l| l.starts_with("error: ")).count();
-    assert_eq!(errors, 1, "one error line expected: {err}");
+    assert_eq!(errors, 1, "one error line expected\n{run}");
     assert!(
         lines
             .iter()
             .all(|l| l.starts_with("error: ") || l.starts_with("trustmesh: ")),
-        "{err}"
+        "{run}"
     );
 }
 
@@ -55,23 +49,23 @@ fn score_writes_ranked_scores_and_report() {
     let log = small_log(dir.path());
     let out = dir.path().join("s.parquet");
     let report = dir.path().join("r.json");
-    let o = run(&[
+    trustmesh![
         "score",
         "--log",
         &log,
         "--out",
-        out.to_str().unwrap(),
+        &out,
         "--report",
-        report.to_str().unwrap(),
+        &report,
         "--layer-weight",
         "payment=0.7",
         "--layer-weight",
         "review=0.3",
         "--device",
         "cpu",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("scored 4 agents"), "{}", stdout(&o));
+    ]
+    .ok()
+    .stdout_has(&["scored 4 agents"]);
     let s = read_scores(&out);
     assert_eq!(s.len(), 4);
     let total: f64 = s.iter().map(|r| r.1).sum();
@@ -97,12 +91,12 @@ fn convert_then_score_bitcoin_alpha() {
     let dir = tempfile::tempdir().unwrap();
     let log = bitcoin_log(dir.path(), "trade");
     let out = dir.path().join("s.parquet");
-    let o = run(&[
+    trustmesh![
         "score",
         "--log",
-        log.to_str().unwrap(),
+        &log,
         "--out",
-        out.to_str().unwrap(),
+        &out,
         "--half-life",
         "365d",
         "--distrust",
@@ -111,8 +105,8 @@ fn convert_then_score_bitcoin_alpha() {
         "5",
         "--flat-tail-top",
         "20",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    ]
+    .ok();
     assert_eq!(read_scores(&out).len(), 3783);
 }
 
@@ -131,9 +125,8 @@ fn missing_and_mistyped_columns() {
         ],
     );
     let out = dir.path().join("o.parquet");
-    let (p, o) = (p.to_str().unwrap(), out.to_str().unwrap());
     fails_with(
-        &["score", "--log", p, "--out", o],
+        trustmesh!["score", "--log", &p, "--out", &out],
         &["nooutcome.parquet", "missing column `outcome`"],
     );
 
@@ -149,7 +142,7 @@ fn missing_and_mistyped_columns() {
         ],
     );
     fails_with(
-        &["score", "--log", q.to_str().unwrap(), "--out", o],
+        trustmesh!["score", "--log", &q, "--out", &out],
         &["strout.parquet", "`outcome`", "float"],
     );
 }
@@ -179,16 +172,7 @@ fn bad_value_case(
         ],
     );
     let out = dir.path().join("o.parquet");
-    fails_with(
-        &[
-            "score",
-            "--log",
-            p.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        needles,
-    );
+    fails_with(trustmesh!["score", "--log", &p, "--out", &out], needles);
     assert!(!out.exists(), "no output on error");
 }
 
@@ -238,9 +222,8 @@ fn unreadable_and_truncated_files() {
     let junk = dir.path().join("junk.parquet");
     std::fs::write(&junk, b"this is not parquet at all").unwrap();
     let out = dir.path().join("o.parquet");
-    let o = out.to_str().unwrap();
     fails_with(
-        &["score", "--log", junk.to_str().unwrap(), "--out", o],
+        trustmesh!["score", "--log", &junk, "--out", &out],
         &["junk.parquet", "cannot read"],
     );
 
@@ -249,11 +232,11 @@ fn unreadable_and_truncated_files() {
     let cut = dir.path().join("cut.parquet");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     fails_with(
-        &["score", "--log", cut.to_str().unwrap(), "--out", o],
+        trustmesh!["score", "--log", &cut, "--out", &out],
         &["cut.parquet", "cannot read"],
     );
     fails_with(
-        &["score", "--log", "/nonexistent/x.parquet", "--out", o],
+        trustmesh!["score", "--log", "/nonexistent/x.parquet", "--out", &out],
         &["/nonexistent/x.parquet", "no such file"],
     );
 }
@@ -263,45 +246,38 @@ fn bad_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let log = small_log(dir.path());
     let out = dir.path().join("o.parquet");
-    let o = out.to_str().unwrap();
-    let base = ["score", "--log", log.as_str(), "--out", o];
-    let with = |extra: &[&'static str]| -> Vec<String> {
-        base.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
+    let with = |extra: &[&str]| trustmesh!["score", "--log", &log, "--out", &out].args(extra);
     fails_with(
-        &with(&["--layers", "payment,gossip"]),
+        with(&["--layers", "payment,gossip"]),
         &["unknown layer `gossip`", "`payment`, `review`"],
     );
     fails_with(
-        &with(&["--layer-weight", "gossip=1"]),
+        with(&["--layer-weight", "gossip=1"]),
         &["unknown layer `gossip`"],
     );
-    let bad_weight = with(&["--layer-weight", "payment=abc"]);
-    let o2 = run(&bad_weight.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(o2.status.code(), Some(2), "clap usage error");
-    assert!(
-        stderr(&o2).contains("weight `abc` is not a number"),
-        "{}",
-        stderr(&o2)
-    );
+    // A clap usage error.
+    with(&["--layer-weight", "payment=abc"])
+        .fails(2)
+        .stderr_has(&["weight `abc` is not a number"]);
     fails_with(
-        &with(&["--layers", "payment,review", "--layer-weight", "payment=1"]),
+        with(&["--layers", "payment,review", "--layer-weight", "payment=1"]),
         &["`review` is scored but has no --layer-weight"],
     );
-    fails_with(&with(&["--cheap", "review"]), &["--costly"]);
-    fails_with(&with(&["--alpha", "0"]), &["--alpha"]);
-    fails_with(&with(&["--half-life", "soon"]), &["duration `soon`"]);
-    fails_with(&with(&["--since", "yesterday"]), &["time `yesterday`"]);
+    fails_with(with(&["--cheap", "review"]), &["--costly"]);
+    fails_with(with(&["--alpha", "0"]), &["--alpha"]);
+    fails_with(with(&["--half-life", "soon"]), &["duration `soon`"]);
+    fails_with(with(&["--since", "yesterday"]), &["time `yesterday`"]);
     fails_with(
-        &with(&["--device", "gpu", "--adapter", "no-such-adapter-xyz"]),
+        with(&["--device", "gpu", "--adapter", "no-such-adapter-xyz"]),
         &["no-such-adapter-xyz"],
     );
 
     let pre = dir.path().join("pre.txt");
     std::fs::write(&pre, "alice\nmallory\n").unwrap();
-    let mut args = with(&["--pretrusted"]);
-    args.push(pre.to_str().unwrap().to_string());
-    fails_with(&args, &["pre.txt", "`mallory`", "does not appear"]);
+    fails_with(
+        with(&["--pretrusted"]).arg(&pre),
+        &["pre.txt", "`mallory`", "does not appear"],
+    );
 }
 
 #[test]
@@ -310,27 +286,21 @@ fn empty_results_are_errors() {
     let log = small_log(dir.path());
     let out = dir.path().join("o.parquet");
     fails_with(
-        &[
+        trustmesh![
             "score",
             "--log",
             &log,
             "--out",
-            out.to_str().unwrap(),
+            &out,
             "--since",
-            "2030-01-01",
+            "2030-01-01"
         ],
         &["empty result", "outside the time window 4"],
     );
     let selfonly = dir.path().join("self.parquet");
     write_log(&selfonly, &[row(1, "a", "a", "x", 1.0, 1.0)]);
     fails_with(
-        &[
-            "score",
-            "--log",
-            selfonly.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        trustmesh!["score", "--log", &selfonly, "--out", &out],
         &["empty result", "self-ratings 1"],
     );
 }

@@ -1,12 +1,14 @@
-//! Shared helpers: writing logs, running the binary.
+//! Shared helpers: writing logs, reading results, finding data sets.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use parquet::arrow::ArrowWriter;
+use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, TimeUnit};
+
+pub(crate) use crate::util::trustmesh;
+use crate::util::Trustmesh;
 
 /// One log row: (ts ms, src, dst, layer, outcome, weight).
 pub type Row = (i64, String, String, String, f64, f64);
@@ -58,42 +60,15 @@ pub fn write_log(path: &Path, rows: &[Row]) {
     write_columns(path, cols);
 }
 
-/// Writes arbitrary columns (for bad-input tests).
+/// Writes arbitrary columns (for bad-input tests), every field nullable so a
+/// test can put nulls where the log schema forbids them.
 pub fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>) {
-    let fields: Vec<Field> = cols
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        cols.into_iter().map(|c| c.1).collect(),
-    )
-    .unwrap();
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = ArrowWriter::try_new(f, batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    trustmesh::parquet_out::write_columns(path, cols, true).unwrap();
 }
 
 #[allow(dead_code)]
 pub fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
-}
-
-pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trustmesh"))
-}
-
-pub fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run trustmesh")
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Reads an output score file as (agent, score, rank) rows.
@@ -129,11 +104,45 @@ pub fn read_scores(path: &Path) -> Vec<(String, f64, u32)> {
     out
 }
 
-/// `../shared/data` relative to the crate root, where CI has it too.
-pub fn shared_data(rel: &str) -> PathBuf {
+/// `trustmesh score` of `log` into `out` on the CPU, the exact back end that
+/// bit-for-bit comparisons need; more arguments can be added.
+pub fn score_cpu(log: &Path, out: &Path) -> Trustmesh {
+    trustmesh!["score", "--device", "cpu", "--log", log, "--out", out]
+}
+
+/// A path as a [`trustmesh::score::ScoreConfig::logs`] entry, which is a
+/// string because it may be a glob; temporary paths are UTF-8.
+pub fn log_arg(p: &Path) -> String {
+    p.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// A file of the small real data sets committed in `tests/data/`.
+pub fn test_data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(rel)
+}
+
+/// A file of the full data sets, which are too large to commit: under
+/// `$TRUSTMESH_DATA` when set, else `../shared/data` beside the checkout
+/// (where CI has them). When it is absent this says so on stderr and returns
+/// None, and the test returns: written to the stderr handle, not with
+/// `eprintln!`, which the test harness captures for passing tests.
+pub fn full_data(rel: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("TRUSTMESH_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    };
+    let path = root.join(rel);
+    if path.is_file() {
+        return Some(path);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED (data not found: {}; put it at $TRUSTMESH_DATA/{rel} or ../shared/data/{rel} beside the checkout)",
+        path.display()
+    );
+    None
 }
 
 /// Long-format output (`agent`, `<key>`, `score`, `rank`) keyed by (agent, group).
@@ -172,20 +181,20 @@ pub fn read_long(
 /// `dir`, every row in `layer`.
 pub fn bitcoin_log(dir: &Path, layer: &str) -> PathBuf {
     let log = dir.join("ba.parquet");
-    let src = shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
-    let o = run(&[
+    let src = test_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz");
+    trustmesh![
         "convert",
         "--from",
         "snap-signed",
-        src.to_str().unwrap(),
+        src,
         "--out",
-        log.to_str().unwrap(),
+        &log,
         "--layer",
         layer,
         "--rating-scale",
         "10",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("wrote 24186 rows"), "{}", stdout(&o));
+    ]
+    .ok()
+    .stdout_has(&["wrote 24186 rows"]);
     log
 }

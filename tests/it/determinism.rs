@@ -10,12 +10,7 @@ use trustmesh::trust::CpuBackend;
 use crate::common::*;
 
 fn score_files(paths: &[&Path], threads: usize, tweak: impl Fn(&mut ScoreConfig)) -> Vec<u64> {
-    let mut cfg = ScoreConfig::new(
-        paths
-            .iter()
-            .map(|p| p.to_str().unwrap().to_string())
-            .collect(),
-    );
+    let mut cfg = ScoreConfig::new(paths.iter().map(|p| log_arg(p)).collect());
     tweak(&mut cfg);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -32,7 +27,7 @@ fn bitcoin_rows() -> Vec<Row> {
     let text = {
         use std::io::Read;
         let f =
-            std::fs::File::open(shared_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz")).unwrap();
+            std::fs::File::open(test_data("bitcoin-alpha/soc-sign-bitcoinalpha.csv.gz")).unwrap();
         let mut s = String::new();
         flate2::read::GzDecoder::new(f)
             .read_to_string(&mut s)
@@ -159,35 +154,12 @@ fn binary_gives_identical_bits_on_one_thread_and_many() {
     let mut results = Vec::new();
     for threads in ["1", "4"] {
         let out = dir.path().join(format!("s{threads}.parquet"));
-        let o = bin()
+        score_cpu(&log, &out)
+            .args(["--cheap", "review", "--costly", "payment"])
+            .args(["--half-life", "90d", "--distrust", "discount"])
             .env("RAYON_NUM_THREADS", threads)
-            .args([
-                "score",
-                "--device",
-                "cpu",
-                "--log",
-                log.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .args([
-                "--cheap",
-                "review",
-                "--costly",
-                "payment",
-                "--half-life",
-                "90d",
-                "--distrust",
-                "discount",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(
-            stdout(&o).contains(&format!("{threads} threads")),
-            "{}",
-            stdout(&o)
-        );
+            .ok()
+            .stdout_has(&[&format!("{threads} threads")]);
         results.push(
             read_scores(&out)
                 .into_iter()
@@ -213,7 +185,7 @@ fn decay_halves_weight_per_half_life_and_window_filters() {
             row(now - 7_200_000, "a", "d", "x", 1.0, 4.0),
         ],
     );
-    let mut cfg = ScoreConfig::new(vec![log.to_str().unwrap().to_string()]);
+    let mut cfg = ScoreConfig::new(vec![log_arg(&log)]);
     cfg.ingest.half_life_s = Some(3600.0);
     cfg.ingest.since_ms = Some(now - 5_000_000);
     let (g, _, stats) = score::prepare(&cfg).unwrap();

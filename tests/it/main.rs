@@ -8,3 +8,4 @@ mod determinism;
 mod gpu;
 mod reference;
 mod topics;
+mod util;

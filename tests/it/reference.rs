@@ -1,23 +1,32 @@
 //! Cross-check against an independent implementation (Python: numpy, scipy,
 //! pyarrow; tests/reference/eigentrust_ref.py) on held-out real logs that no
 //! other test uses: Advogato (one weighted layer) and Slashdot (signed, split
-//! into a cheap and a costly layer, with decay and distrust discount). Per-agent
-//! scores must agree within 1e-9 absolute at epsilon 1e-12.
+//! into a cheap and a costly layer, with decay and distrust discount): a
+//! sample committed in tests/data, and the whole network when it is found
+//! beside the checkout. Per-agent scores must agree within 1e-9 absolute at
+//! epsilon 1e-12.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
+use crate::util::args;
 
-/// Runs the reference; returns None (after saying so on stderr) only when its
-/// Python dependencies are missing, which .ci/run installs.
-fn reference(args: &[&str]) -> Option<HashMap<String, f64>> {
+/// Runs the reference with `args` (it takes the CLI's flags); returns None
+/// (after saying so on stderr) only when its Python dependencies are missing,
+/// which .ci/run installs.
+fn reference(args: &[OsString]) -> Option<HashMap<String, f64>> {
     let probe = Command::new("python3")
         .args(["-c", "import numpy, scipy, pyarrow"])
         .output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("SKIPPED reference cross-check: python3 with numpy, scipy and pyarrow not found (bash .ci/run installs them)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED reference cross-check: python3 with numpy, scipy and pyarrow not found (bash .ci/run installs them)"
+        );
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/eigentrust_ref.py");
@@ -33,8 +42,8 @@ fn reference(args: &[&str]) -> Option<HashMap<String, f64>> {
     );
     let out = args
         .iter()
-        .position(|a| *a == "--out")
-        .map(|i| args[i + 1])
+        .position(|a| a == "--out")
+        .map(|i| &args[i + 1])
         .unwrap();
     let text = std::fs::read_to_string(out).unwrap();
     Some(
@@ -69,66 +78,39 @@ fn compare(ours: &Path, theirs: &HashMap<String, f64>) {
 fn single_layer_advogato_matches_reference() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("adv.parquet");
-    let src = shared_data("advogato/out.advogato");
-    let o = run(&[
-        "convert",
-        "--from",
-        "konect",
-        src.to_str().unwrap(),
-        "--out",
-        log.to_str().unwrap(),
-        "--layer",
-        "cert",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let src = test_data("advogato/out.advogato.gz");
+    trustmesh!["convert", "--from", "konect", src, "--out", &log, "--layer", "cert"].ok();
     let pre = dir.path().join("pre.txt");
     std::fs::write(&pre, "1\n2\n15\n").unwrap();
     let ours = dir.path().join("ours.parquet");
-    let (log, pre) = (log.to_str().unwrap(), pre.to_str().unwrap());
-    let o = run(&[
-        "score",
+    let common = args![
         "--log",
-        log,
-        "--out",
-        ours.to_str().unwrap(),
+        &log,
         "--epsilon",
         "1e-12",
         "--max-iter",
         "1000",
         "--pretrusted",
-        pre,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &pre,
+    ];
+    trustmesh!["score", "--out", &ours].args(&common).ok();
     let refp = dir.path().join("ref.csv");
-    if let Some(theirs) = reference(&[
-        "--log",
-        log,
-        "--out",
-        refp.to_str().unwrap(),
-        "--epsilon",
-        "1e-12",
-        "--max-iter",
-        "1000",
-        "--pretrusted",
-        pre,
-    ]) {
+    if let Some(theirs) = reference(&[args!["--out", &refp], common].concat()) {
         compare(&ours, &theirs);
     }
 }
 
-#[test]
-fn multi_layer_slashdot_matches_reference() {
+/// Slashdot's friend/foe links from `src` (SNAP's format) as a two-layer log:
+/// every third row is a costly `payment`, the rest cheap `review`s; one row
+/// per minute; weights vary so volume and trust differ. Scored with decay,
+/// corroboration and distrust discount by both implementations.
+fn multi_layer_slashdot_matches_reference(src: &Path) {
     use std::io::Read;
     let mut text = String::new();
-    let f = std::fs::File::open(shared_data(
-        "slashdot-signed/soc-sign-Slashdot090221.txt.gz",
-    ))
-    .unwrap();
+    let f = std::fs::File::open(src).unwrap();
     flate2::read::GzDecoder::new(f)
         .read_to_string(&mut text)
         .unwrap();
-    // Every third row is a costly `payment`, the rest cheap `review`s; one row
-    // per minute; weights vary so volume and trust differ.
     let rows: Vec<Row> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -150,10 +132,9 @@ fn multi_layer_slashdot_matches_reference() {
     let log = dir.path().join("sd.parquet");
     write_log(&log, &rows);
     let ours = dir.path().join("ours.parquet");
-    let log = log.to_str().unwrap();
-    let common = [
+    let common = args![
         "--log",
-        log,
+        &log,
         "--epsilon",
         "1e-12",
         "--max-iter",
@@ -173,20 +154,27 @@ fn multi_layer_slashdot_matches_reference() {
         "--distrust",
         "discount",
     ];
-    let mut args = vec![
-        "score",
-        "--out",
-        ours.to_str().unwrap(),
-        "--half-life",
-        "30d",
-    ];
-    args.extend(common);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trustmesh!["score", "--out", &ours, "--half-life", "30d"]
+        .args(&common)
+        .ok();
     let refp = dir.path().join("ref.csv");
-    let mut rargs = vec!["--out", refp.to_str().unwrap(), "--half-life", "2592000"];
-    rargs.extend(common);
+    let rargs = [args!["--out", &refp, "--half-life", "2592000"], common].concat();
     if let Some(theirs) = reference(&rargs) {
         compare(&ours, &theirs);
+    }
+}
+
+#[test]
+fn multi_layer_slashdot_sample_matches_reference() {
+    multi_layer_slashdot_matches_reference(&test_data(
+        "slashdot/soc-sign-Slashdot090221-ids-below-5000.txt.gz",
+    ));
+}
+
+/// The whole network (549,202 links), where it is beside the checkout.
+#[test]
+fn multi_layer_slashdot_full_matches_reference() {
+    if let Some(src) = full_data("slashdot-signed/soc-sign-Slashdot090221.txt.gz") {
+        multi_layer_slashdot_matches_reference(&src);
     }
 }

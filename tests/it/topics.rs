@@ -5,31 +5,38 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
+use crate::util::Trustmesh;
 
 type TopicRows = HashMap<(String, String), (f64, u32)>;
 
 fn per_topic(dir: &Path, log: &Path, extra: &[&str]) -> (TopicRows, serde_json::Value) {
+    per_topic_with(dir, log, |c| c.args(extra))
+}
+
+/// `score --per-topic` on `log` with the arguments `extra` adds; the long
+/// output keyed by (agent, topic), and the report.
+fn per_topic_with(
+    dir: &Path,
+    log: &Path,
+    extra: impl FnOnce(Trustmesh) -> Trustmesh,
+) -> (TopicRows, serde_json::Value) {
     let out = dir.join("t.parquet");
     let rep = dir.join("t.json");
-    let mut args = vec![
+    extra(trustmesh![
         "score",
         "--per-topic",
         "--log",
-        log.to_str().unwrap(),
+        log,
         "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend([
+        &out,
         "--report",
-        rep.to_str().unwrap(),
+        &rep,
         "--epsilon",
         "1e-14",
         "--max-iter",
         "2000",
-    ]);
-    args.extend(extra);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    ])
+    .ok();
     let r = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
     (read_long(&out, "topic"), r)
 }
@@ -110,13 +117,11 @@ fn slashing_removes_pretrust_stake_and_feedback() {
     std::fs::write(&stake, "agent,stake\nm,1000\nh0,1\nh1,1\n").unwrap();
     let proofs = dir.path().join("proofs.csv");
     std::fs::write(&proofs, "agent,topic,evidence\nm,data,double-spend-tx-42\n").unwrap();
-    let (st, sp) = (stake.to_str().unwrap(), proofs.to_str().unwrap());
-    let (before, _) = per_topic(dir.path(), &log, &["--stake", st, "--rho", "0"]);
-    let (after, r) = per_topic(
-        dir.path(),
-        &log,
-        &["--stake", st, "--fraud-proofs", sp, "--rho", "0"],
-    );
+    let staked = |c: Trustmesh| c.arg("--stake").arg(&stake).args(["--rho", "0"]);
+    let (before, _) = per_topic_with(dir.path(), &log, staked);
+    let (after, r) = per_topic_with(dir.path(), &log, |c| {
+        staked(c).arg("--fraud-proofs").arg(&proofs)
+    });
     assert_eq!(r["slashed_agents"], 1);
     assert_eq!(r["staked_agents"], 3);
     assert_eq!(
@@ -137,18 +142,18 @@ fn one_topic_equals_plain_score_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let log = bitcoin_log(dir.path(), "trust");
     let plain = dir.path().join("p.parquet");
-    let o = run(&[
+    trustmesh![
         "score",
         "--log",
-        log.to_str().unwrap(),
+        &log,
         "--out",
-        plain.to_str().unwrap(),
+        &plain,
         "--epsilon",
         "1e-14",
         "--max-iter",
         "2000",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    ]
+    .ok();
     let (topics, _) = per_topic(dir.path(), &log, &[]);
     for (agent, score, rank) in read_scores(&plain) {
         assert_eq!(
@@ -193,26 +198,22 @@ fn bad_side_tables() {
     let log = dir.path().join("l.parquet");
     attacker_log(&log);
     let out = dir.path().join("o.parquet");
-    let base = [
-        "score",
-        "--per-topic",
-        "--log",
-        log.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
     let check = |flag: &str, file: &str, content: &str, needles: &[&str]| {
         let p = dir.path().join(file);
         std::fs::write(&p, content).unwrap();
-        let mut args: Vec<&str> = base.to_vec();
-        args.extend([flag, p.to_str().unwrap()]);
-        let o = run(&args);
-        assert_eq!(o.status.code(), Some(1), "{flag} {content}: {}", stderr(&o));
-        let e = stderr(&o);
-        assert!(!e.contains("panicked"));
-        for n in needles {
-            assert!(e.contains(n), "{flag} {content}: `{n}` not in {e}");
-        }
+        let run = trustmesh![
+            "score",
+            "--per-topic",
+            "--log",
+            &log,
+            "--out",
+            &out,
+            flag,
+            &p
+        ]
+        .fails(1);
+        assert!(!run.stderr.contains("panicked"), "{run}");
+        run.stderr_has(needles);
     };
     check(
         "--stake",
@@ -256,14 +257,6 @@ fn bad_side_tables() {
         "topic,code,data\ncode,1,-0.5\ndata,1,1\n",
         &["w.csv", ">= 0"],
     );
-    let o = run(&[
-        "score",
-        "--log",
-        log.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--stake",
-        "x.csv",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "--stake needs --per-topic");
+    // --stake needs --per-topic: a usage error.
+    trustmesh!["score", "--log", &log, "--out", &out, "--stake", "x.csv"].fails(2);
 }

@@ -52,17 +52,10 @@ impl GpuBackend {
     /// Uses an already opened device (shared pipelines, lowered limits in
     /// tests). Reads [`PER_LANE_ENV`] when set.
     pub fn from_context(ctx: Arc<GpuContext>) -> Result<Self> {
-        let mut plan = PlanConfig::default();
-        if let Ok(v) = std::env::var(PER_LANE_ENV) {
-            plan.per_lane = v
-                .parse()
-                .ok()
-                .filter(|p| (1..=64).contains(p))
-                .ok_or_else(|| {
-                    Error::param(format!("{PER_LANE_ENV}={v}: expected an integer in 1..=64"))
-                })?;
-        }
-        Ok(GpuBackend { ctx, plan })
+        Ok(GpuBackend {
+            ctx,
+            plan: PlanConfig::from_env()?,
+        })
     }
 
     /// The same device with another partition tuning.

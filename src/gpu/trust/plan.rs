@@ -43,6 +43,27 @@ pub struct PlanConfig {
     pub per_lane: u32,
 }
 
+impl PlanConfig {
+    /// The default, or `per_lane` from [`super::PER_LANE_ENV`] when set (a
+    /// tuning knob for new devices; an unusable value is an error).
+    pub fn from_env() -> crate::error::Result<Self> {
+        let mut plan = PlanConfig::default();
+        if let Ok(v) = std::env::var(super::PER_LANE_ENV) {
+            plan.per_lane = v
+                .parse()
+                .ok()
+                .filter(|p| (1..=64).contains(p))
+                .ok_or_else(|| {
+                    crate::error::Error::param(format!(
+                        "{}={v}: expected an integer in 1..=64",
+                        super::PER_LANE_ENV
+                    ))
+                })?;
+        }
+        Ok(plan)
+    }
+}
+
 impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {

@@ -1,0 +1,250 @@
+//! `trustmesh bench`: ms per iteration per device and block width K.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use trustmesh::bench::{
+    self, BenchGraph, DEFAULT_ITERS, DEFAULT_K, DEFAULT_SEED, DEFAULT_SYNTHETIC,
+};
+
+use super::device::{self, concrete_device, AdapterArg, Device};
+use super::output::write_json;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Interaction log to benchmark on (all layers, default parameters).
+    #[arg(long, conflicts_with = "synthetic")]
+    graph: Option<PathBuf>,
+    /// Seeded power-law graph N,M (nodes, edges), used when there is no --graph.
+    #[arg(long, default_value_t = GraphSize::from(DEFAULT_SYNTHETIC))]
+    synthetic: GraphSize,
+    /// Seed of the synthetic graph.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Block widths K (vectors per matrix pass), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_K_ARG.as_str())]
+    k: Vec<usize>,
+    /// Devices, comma-separated: cpu, gpu.
+    #[arg(
+        long = "device",
+        value_name = "DEVICE",
+        value_delimiter = ',',
+        value_parser = concrete_device,
+        default_value = "cpu,gpu"
+    )]
+    devices: Vec<Device>,
+    #[command(flatten)]
+    adapter: AdapterArg,
+    /// Timed iterations per case (after warm-up).
+    #[arg(long, default_value_t = DEFAULT_ITERS)]
+    iters: u32,
+    /// GPU memory bandwidth in GB/s, for the fraction-of-bound column.
+    #[arg(long)]
+    gpu_bandwidth: Option<f64>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the benchmark's iteration matrix (binary CSR, docs/benchmarks.md)
+    /// so peers can time the very same matrix.
+    #[arg(long)]
+    save_matrix: Option<PathBuf>,
+}
+
+/// `--k`'s default written as the user writes the flag, comma-separated
+/// (clap would list a default list with spaces).
+static DEFAULT_K_ARG: LazyLock<String> = LazyLock::new(|| {
+    let k: Vec<String> = DEFAULT_K.iter().map(usize::to_string).collect();
+    k.join(",")
+});
+
+/// `N,M`: nodes and edges of a synthetic graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GraphSize {
+    n: u32,
+    m: usize,
+}
+
+impl From<(u32, usize)> for GraphSize {
+    fn from((n, m): (u32, usize)) -> Self {
+        GraphSize { n, m }
+    }
+}
+
+impl std::fmt::Display for GraphSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.n, self.m)
+    }
+}
+
+impl std::str::FromStr for GraphSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_pair(s).map(GraphSize::from)
+    }
+}
+
+fn parse_pair(s: &str) -> std::result::Result<(u32, usize), String> {
+    let (n, m) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: expected N,M, e.g. 100000,1000000"))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a node count"))?;
+    let m = m
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{m}` is not an edge count"))?;
+    Ok((n, m))
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let graph = match a.graph {
+        Some(p) => BenchGraph::Log(p),
+        None => BenchGraph::Synthetic {
+            n: a.synthetic.n,
+            m: a.synthetic.m,
+            seed: a.seed,
+        },
+    };
+    if a.iters == 0 || a.k.contains(&0) {
+        bail!("--iters and every --k must be at least 1");
+    }
+    let t = Instant::now();
+    // Synchronous: the graph is read through the library's blocking API,
+    // which runs on the process's one shared runtime.
+    let m = bench::load_matrix(&graph)?;
+    println!(
+        "graph: {} ({} agents, {} stored edges, {:.1} s to load)",
+        graph.describe(),
+        m.n(),
+        m.nnz(),
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.save_matrix {
+        bench::save_matrix(&m, path)?;
+        println!("matrix written to {}", path.display());
+    }
+    let cpu_bw = bench::cpu_read_bandwidth_gbps();
+    println!(
+        "cpu: {} threads, read bandwidth {:.1} GB/s (measured now)",
+        rayon::current_num_threads(),
+        cpu_bw
+    );
+    let mut cases = Vec::new();
+    for &dev in &a.devices {
+        // Bytes per value (f64 on the CPU, f32 on the GPU) and bandwidth bound.
+        let (value_bytes, bw) = match dev {
+            Device::Cpu => (8, Some(cpu_bw)),
+            Device::Gpu | Device::Auto => (4, a.gpu_bandwidth),
+        };
+        let b = match device::backend(dev, a.adapter.adapter.as_deref()) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("trustmesh: skipping {dev}: {e}");
+                continue;
+            }
+        };
+        let dev = dev.to_string();
+        println!("{}: {}", dev, b.name());
+        if value_bytes == 4 {
+            println!(
+                "gpu: rows fitted to {} entries per lane (${})",
+                trustmesh::gpu::PlanConfig::from_env()?.per_lane,
+                trustmesh::gpu::trust::PER_LANE_ENV
+            );
+        }
+        for &k in &a.k {
+            cases.push(bench::measure(
+                b.as_ref(),
+                &dev,
+                &m,
+                k,
+                a.iters,
+                value_bytes,
+                bw,
+            )?);
+        }
+    }
+    let base = cases.first().map(|c| c.ms_per_vector).unwrap_or(1.0);
+    println!(
+        "{:<6} {:>4} {:>10} {:>10} {:>11} {:>8} {:>9} {:>10}",
+        "device", "K", "ms/iter", "ms/vector", "Medges/s", "GB/s", "of bound", "speed-up"
+    );
+    for c in &cases {
+        println!(
+            "{:<6} {:>4} {:>10.3} {:>10.3} {:>11.1} {:>8.2} {:>9} {:>9.2}x",
+            c.device,
+            c.k,
+            c.ms_per_iteration,
+            c.ms_per_vector,
+            c.edges_per_second / 1e6,
+            c.gb_per_second,
+            c.fraction_of_bound
+                .map_or("unknown".to_string(), |f| format!("{:.0}%", f * 100.0)),
+            base / c.ms_per_vector
+        );
+    }
+    println!("speed-up: per vector, against the first row (measured in this run)");
+    if let Some(path) = &a.json {
+        write_json(path, &cases)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    fn args(extra: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let v: Vec<&str> = std::iter::once("bench")
+            .chain(extra.iter().copied())
+            .collect();
+        parse(&v).map(|c| match c {
+            Command::Bench(a) => a,
+            _ => unreachable!("parsed `bench`"),
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_library_defaults() {
+        let a = args(&[]).unwrap();
+        assert_eq!(a.synthetic, GraphSize::from(DEFAULT_SYNTHETIC));
+        assert_eq!((a.seed, a.iters), (DEFAULT_SEED, DEFAULT_ITERS));
+        assert_eq!(a.k, DEFAULT_K);
+        assert_eq!(a.devices, [Device::Cpu, Device::Gpu]);
+        let a = args(&["--graph", "g.parquet"]).unwrap();
+        assert_eq!(a.graph, Some(PathBuf::from("g.parquet")));
+    }
+
+    #[test]
+    fn pair_is_nodes_comma_edges() {
+        assert_eq!(parse_pair("10, 20"), Ok((10, 20)));
+        assert!(parse_pair("10").unwrap_err().contains("expected N,M"));
+        assert!(parse_pair("x,20").unwrap_err().contains("node count"));
+        assert!(parse_pair("10,-1").unwrap_err().contains("edge count"));
+        let a = args(&["--synthetic", "500,5000"]).unwrap();
+        assert_eq!(a.synthetic, GraphSize { n: 500, m: 5000 });
+        assert_eq!(GraphSize { n: 500, m: 5000 }.to_string(), "500,5000");
+        assert!(args(&["--synthetic", "1,2", "--graph", "g"]).is_err());
+    }
+
+    #[test]
+    fn devices_are_a_list() {
+        assert_eq!(
+            args(&["--device", "gpu,cpu"]).unwrap().devices,
+            [Device::Gpu, Device::Cpu]
+        );
+        assert_eq!(args(&["--device", "cpu"]).unwrap().devices, [Device::Cpu]);
+        assert_eq!(args(&["--k", "4,2"]).unwrap().k, [4, 2]);
+        for bad in ["auto", "tpu", "cpu,tpu"] {
+            let e = args(&["--device", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+    }
+}
