@@ -4,7 +4,9 @@
 # K = 1, 8, 32, cuSPARSE through CuPy on the very same matrices
 # (benches/peers/gpu_peers.py), the lane-tuning variants, `score --device gpu`
 # against `--device cpu` on real logs, the graph shapes that once gave no
-# figure, and the baseline binary in the same run.
+# figure, and the baseline binary in the same run. Ordered by what is still
+# unmeasured (docs/benchmarks.md): a run cut short by its time limit keeps the
+# figures that matter most.
 #
 #   benches/device/gpu_run.sh OUTDIR [full|small]
 #
@@ -48,36 +50,36 @@ step 200 $BIN bench --synthetic $BIG --k 1,8,32 --device gpu --iters 20 $BW \
 # 2. cuSPARSE on the same matrix.
 step 120 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 8,32 --no-f64 \
     --json "$OUT/peers_big.json"
-# 3. cnr-2000: GPU and CPU in one run, then the peer.
+# 3. Shapes that gave no figure on main at c4d4d07.
+step 90 $BIN bench --synthetic $MID --k 1,32 --device gpu $BW
+step 150 $BIN bench --synthetic $HUGE --k 1,32 --device gpu $BW
+# 4. Lane tuning: entries per lane 4 and 16 beside the default 8 above.
+for p in 4 16; do
+    step 60 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/big.bin --k 1,32 --device gpu $BW
+    step 30 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW
+done
+# 5. cnr-2000: GPU and CPU in one run, then the peer.
 step 100 $BIN bench --graph $W/cnr.parquet --k 1,8,32 --device gpu,cpu --iters 40 $BW \
     --save-matrix $W/cnr.bin --json "$OUT/bench_cnr.json"
 step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 8,32 \
     --json "$OUT/peers_cnr.json"
-# 4. Agreement with the f64 CPU path on real logs, single and batched.
+# 6. Agreement with the f64 CPU path on real logs, single and batched.
 ba=data/bitcoin-alpha.parquet
 printf 'set,agent\n' >$W/sets.csv
 for s in 0 1 2 3 4 5 6 7 8 9; do
     for a in $((s + 1)) $((s * 7 + 2)) $((s * 13 + 3)); do printf '%s,%s\n' "s$s" "$a" >>$W/sets.csv; done
 done
 for dev in gpu cpu; do
-    step 30 $BIN score --log $ba --device $dev --epsilon 1e-7 --out $W/ba_$dev.parquet --report "$OUT/score_ba_$dev.json" --top 3
+    step 30 $BIN score --log $ba --device $dev --epsilon 1e-7 --out $W/ba_$dev.parquet --top 3
     step 30 $BIN score --log $ba --device $dev --epsilon 1e-7 --pretrusted-sets $W/sets.csv --out $W/sets_$dev.parquet --top 1
-    step 60 $BIN score --log $W/cnr.parquet --device $dev --epsilon 1e-7 --out $W/cnr_$dev.parquet --report "$OUT/score_cnr_$dev.json" --top 3
+    step 60 $BIN score --log $W/cnr.parquet --device $dev --epsilon 1e-7 --out $W/cnr_$dev.parquet --top 3
 done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
-# 5. The baseline binary on the same graphs, same machine.
+# 7. The baseline binary on the same graphs, same machine.
 if [ -x $BASE ]; then
     step 120 $BASE bench --synthetic $BIG --k 1,32 --device gpu $BW
     step 50 $BASE bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW
 fi
-# 6. Lane tuning: entries per lane 4 and 16 beside the default 8 above.
-for p in 4 16; do
-    step 60 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/big.bin --k 1,32 --device gpu $BW
-    step 30 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/cnr.bin --k 1,32 --device gpu --iters 40 $BW
-done
-# 7. Shapes that gave no figure on main at c4d4d07.
-step 90 $BIN bench --synthetic $MID --k 1,32 --device gpu $BW
-step 150 $BIN bench --synthetic $HUGE --k 1,32 --device gpu $BW
 log done
