@@ -15,18 +15,24 @@ use std::process::Command;
 use crate::common::*;
 use crate::util::args;
 
+/// Set (to anything but 0) where the cross-check must run: a missing Python
+/// dependency is then a failure, not a skip (.ci/run sets it, as it sets
+/// TRUSTMESH_REQUIRE_GPU for the GPU tests).
+const REQUIRE: &str = "TRUSTMESH_REQUIRE_REFERENCE";
+
 /// Runs the reference with `args` (it takes the CLI's flags); returns None
-/// (after saying so on stderr) only when its Python dependencies are missing,
-/// which .ci/run installs.
+/// (after saying so on stderr) only when its Python dependencies are missing
+/// and [`REQUIRE`] is not set.
 fn reference(args: &[OsString]) -> Option<HashMap<String, f64>> {
     let probe = Command::new("python3")
         .args(["-c", "import numpy, scipy, pyarrow"])
         .output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED reference cross-check: python3 with numpy, scipy and pyarrow not found (bash .ci/run installs them)"
-        );
+        let why = "python3 with numpy, scipy and pyarrow not found (bash .ci/run installs them)";
+        if std::env::var(REQUIRE).is_ok_and(|v| v != "0") {
+            panic!("{REQUIRE} is set but {why}");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED reference cross-check: {why}");
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/eigentrust_ref.py");
