@@ -62,9 +62,14 @@ pub enum Error {
     #[error("empty result: {0}")]
     Empty(String),
 
-    /// The requested compute device is not usable.
+    /// The compute device is not usable or failed.
     #[error("device: {0}")]
-    Device(String),
+    Device(#[from] crate::gpu::DeviceError),
+
+    /// A broken invariant: trustmesh itself is wrong, not the input or the
+    /// parameters.
+    #[error("internal error (a bug in trustmesh, please report it): {what}")]
+    Internal { what: String },
 
     /// An output file could not be written.
     #[error("{}: cannot write: {message}", path.display())]
@@ -97,4 +102,12 @@ impl Error {
     pub fn param(msg: impl Into<String>) -> Self {
         Error::Param(msg.into())
     }
+
+    /// A broken invariant (a bug in trustmesh).
+    pub fn internal(what: impl Into<String>) -> Self {
+        Error::Internal { what: what.into() }
+    }
 }
+
+/// Any error, boxed, kept as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

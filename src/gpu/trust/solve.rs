@@ -139,9 +139,7 @@ pub(crate) fn solve_batches(
     out.into_iter()
         .map(|v| {
             v.into_iter()
-                .map(|c| {
-                    c.ok_or_else(|| Error::Device("internal: a column was never solved".into()))
-                })
+                .map(|c| c.ok_or_else(|| Error::internal("a GPU column was never solved")))
                 .collect()
         })
         .collect()
@@ -225,7 +223,7 @@ fn run_wave(
             active.retain(|b| !done.contains(b));
         }
         if let Some(b) = active.iter().find(|&&b| blocks[b].recorded > limit) {
-            return Err(Error::Device(format!(
+            return Err(Error::internal(format!(
                 "{}: columns still running after {} iterations (max_iter {}); \
                  the device state is inconsistent",
                 ctx.adapter_info().name,
@@ -249,8 +247,7 @@ fn run_wave(
         .zip(bytes)
         .zip(finals)
         .map(|((b, t), st)| {
-            let st =
-                st.ok_or_else(|| Error::Device("internal: block without final state".into()))?;
+            let st = st.ok_or_else(|| Error::internal("a GPU block without final state"))?;
             let t: Vec<f32> = bytemuck::pod_collect_to_vec(&t);
             b.results(&st, &t)
         })
