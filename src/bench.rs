@@ -89,10 +89,7 @@ pub const MATRIX_MAGIC: &[u8; 8] = b"TMCSR001";
 /// the deficit (n × f64). Entry e of row (target) j is the edge src[e] → j.
 pub fn save_matrix(m: &TrustMatrix, path: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    let io = |e: std::io::Error| Error::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| Error::write(e).with_path(path);
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     let (kind, w): (u64, &[f64]) = match m.weights() {
         EdgeWeights::PerSource(s) => (0, s),
@@ -123,14 +120,9 @@ fn is_saved_matrix(path: &std::path::Path) -> bool {
 /// Reads a matrix written by [`save_matrix`], checking its sizes and
 /// invariants (a truncated or foreign file is an error, not a panic).
 pub fn read_matrix(path: &std::path::Path) -> Result<TrustMatrix> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let bad = |why: String| Error::Read {
-        path: path.to_path_buf(),
-        message: format!("not a trustmesh matrix file: {why}"),
-    };
+    let bytes = std::fs::read(path).map_err(|e| Error::read(e).with_path(path))?;
+    let bad =
+        |why: String| Error::read(format!("not a trustmesh matrix file: {why}")).with_path(path);
     if bytes.len() < 32 || &bytes[..8] != MATRIX_MAGIC {
         return Err(bad("bad magic or header".into()));
     }

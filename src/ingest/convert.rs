@@ -92,10 +92,8 @@ pub fn convert(
     let mut seen_data = false;
     for (n, line) in reader.lines().enumerate() {
         let lineno = n as u64 + 1;
-        let line = line.map_err(|e| Error::Read {
-            path: input.to_path_buf(),
-            message: format!("line {lineno}: {e}"),
-        })?;
+        let line =
+            line.map_err(|e| Error::read(Error::Io(e).with_line(lineno)).with_path(input))?;
         let line = line.trim();
         if line.is_empty() || line.starts_with('%') || line.starts_with('#') {
             skipped += 1;
@@ -115,13 +113,7 @@ pub fn convert(
             Err(_) if !seen_data && rows.src.is_empty() && skipped_header(&fields) => {
                 skipped += 1;
             }
-            Err(message) => {
-                return Err(Error::BadLine {
-                    path: input.to_path_buf(),
-                    line: lineno,
-                    message,
-                })
-            }
+            Err(message) => return Err(Error::invalid(message).with_line(lineno).with_path(input)),
         }
     }
     if rows.src.is_empty() {
@@ -212,10 +204,7 @@ fn parse_fields<'a>(
 }
 
 fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
-    let err = |e: std::io::Error| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let err = |e: std::io::Error| Error::read(e).with_path(path);
     let mut f = File::open(path).map_err(err)?;
     let mut magic = [0u8; 2];
     let got = f.read(&mut magic).map_err(err)?;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::graph::MultiGraph;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
 use crate::runtime;
@@ -444,21 +444,14 @@ fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f
 /// p_seed: uniform over `--pretrusted`, or over all agents.
 pub(crate) fn seed_pretrust(cfg: &ScoreConfig, graph: &MultiGraph) -> Result<Vec<f64>> {
     match &cfg.pretrusted {
-        Some(path) => pretrust::from_set(
-            &graph.agents,
-            &read_id_list(path)?,
-            &path.display().to_string(),
-        ),
+        Some(path) => pretrust::from_set(&graph.agents, &read_id_list(path)?).with_path(path),
         None => Ok(pretrust::uniform(graph.n())),
     }
 }
 
 /// One agent id per line; blank lines and `#` comments are ignored.
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(e).with_path(path))?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -126,11 +126,10 @@ pub async fn run_async(
         Some(path) => {
             let proofs = tables::read_fraud_proofs(path)?;
             for (agent, topic, row) in &proofs {
-                let at = |column: &str, message: String| Error::BadValue {
-                    path: path.clone(),
-                    column: column.into(),
-                    row: *row as u64 + 1,
-                    message,
+                let at = |column: &str, message: String| {
+                    Error::invalid(message)
+                        .with_row(*row as u64 + 1, column)
+                        .with_path(path)
                 };
                 if table.agents.id(agent).is_none() {
                     return Err(at(
@@ -168,11 +167,10 @@ pub async fn run_async(
         Some(path) => {
             let mut v = vec![0.0f64; n];
             for (agent, s, row) in tables::read_stake(path)? {
-                let id = graph.agents.id(&agent).ok_or_else(|| Error::BadValue {
-                    path: path.clone(),
-                    column: "agent".into(),
-                    row: row as u64 + 1,
-                    message: format!("stake for unknown agent `{agent}`"),
+                let id = graph.agents.id(&agent).ok_or_else(|| {
+                    Error::invalid(format!("stake for unknown agent `{agent}`"))
+                        .with_row(row as u64 + 1, "agent")
+                        .with_path(path)
                 })?;
                 v[id as usize] += s;
             }
