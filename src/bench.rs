@@ -12,7 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::synthetic::power_law_edges;
 use crate::score::{self, ScoreConfig};
 use crate::trust::{
@@ -57,8 +57,9 @@ pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
         }
         BenchGraph::Synthetic { n, m, seed } => {
             if *n < 2 || *m == 0 {
-                return Err(Error::param(
-                    "--synthetic needs N >= 2 nodes and M >= 1 edges",
+                return Err(Error::param_value(
+                    params::SYNTHETIC,
+                    "needs N >= 2 nodes and M >= 1 edges",
                 ));
             }
             let edges = power_law_edges(*n, *m, *seed);
@@ -228,8 +229,8 @@ pub fn time_iteration(
         let v = set.solve_many(&batch, &params)?;
         let secs = t.elapsed().as_secs_f64();
         if let Some(bad) = v[0].iter().find(|c| c.iterations != it) {
-            return Err(Error::param(format!(
-                "benchmark: a timed solve stopped after {} of {it} iterations ({:?}); no figure",
+            return Err(Error::Measure(format!(
+                "a timed solve stopped after {} of {it} iterations ({:?}); no figure",
                 bad.iterations, bad.stop
             )));
         }
@@ -252,8 +253,8 @@ pub fn time_iteration(
             return Ok((b - a) / extra as f64 * 1e3);
         }
         if extra >= most {
-            return Err(Error::param(format!(
-                "benchmark: {extra} extra iterations took {:.3} ms beside a {:.3} ms solve: \
+            return Err(Error::Measure(format!(
+                "{extra} extra iterations took {:.3} ms beside a {:.3} ms solve: \
                  too little to time against the set-up; no figure",
                 (b - a) * 1e3,
                 a * 1e3

@@ -15,11 +15,16 @@
 //! - [`Error::find_root`] strips the context wrappers and leaves the error
 //!   that says what went wrong, to match on; [`Error::path`], [`Error::row`]
 //!   and [`Error::line`] read the location back.
+//! - Parameter errors ([`Error::Param`]) name the parameter as the library
+//!   calls it (`alpha`, `max_iter`, `flat_tail.top`), never a command-line
+//!   flag: their text is a [`Message`] whose parameter mentions a front end can
+//!   rename ([`Error::display_with`]; the CLI shows `--alpha`).
 //! - A broken invariant is [`Error::Internal`], which says it is a bug.
 //! - A stage whose callers must branch on the cause has a typed sub-error
 //!   (today [`crate::gpu::DeviceError`]); docs/errors.md says how a new stage
 //!   adds one.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::gpu::DeviceError;
@@ -36,12 +41,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// Context: the file (or directory) `source` concerns.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", self.display_with(&library_names))]
     WithPath { path: PathBuf, source: Box<Error> },
 
     /// Context: the 1-based row of a table (Parquet or CSV, counting every
     /// row of every row group) and the column `source` concerns.
-    #[error("row {row}, column `{column}`: {source}")]
+    #[error("{}", self.display_with(&library_names))]
     WithRow {
         row: u64,
         column: String,
@@ -49,7 +54,7 @@ pub enum Error {
     },
 
     /// Context: the 1-based line of a text input `source` concerns.
-    #[error("line {line}: {source}")]
+    #[error("{}", self.display_with(&library_names))]
     WithLine { line: u64, source: Box<Error> },
 
     /// A log argument (file, directory or glob) matched no Parquet file.
@@ -83,12 +88,12 @@ pub enum Error {
     /// A value of the input is malformed or out of its domain (null id, NaN,
     /// outcome outside [-1, 1], unknown agent, a size beyond a format's
     /// limit). The context around it says where.
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{}", self.display_with(&library_names))]
+    Invalid(Message),
 
-    /// A command-line parameter is invalid or inconsistent with the data.
-    #[error("{0}")]
-    Param(String),
+    /// A parameter of a library call is invalid or inconsistent with the data.
+    #[error(transparent)]
+    Param(#[from] ParamError),
 
     /// Nothing left to score after validation and filtering.
     #[error("empty result: {0}")]
@@ -130,14 +135,127 @@ pub enum Error {
     Parquet(#[from] parquet::errors::ParquetError),
 }
 
+/// A parameter of a library call is invalid: `name` says which, `message`
+/// says why (and may mention other parameters).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParamError {
+    /// The parameter at fault as the library names it: a field of the call's
+    /// configuration (`alpha`, `max_iter`, `flat_tail.top`, `layer_weights`),
+    /// an argument (`columns`), or an environment variable.
+    pub name: &'static str,
+    pub message: Message,
+}
+
+/// Text that may mention parameters. The library shows a mention as the
+/// parameter's name (`alpha`); a front end shows its own name for it (the
+/// CLI's `--alpha`) through [`Error::display_with`]. Built with
+/// [`Message::new`] then [`Message::param`] and [`Message::text`], or from
+/// plain text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message(Vec<Piece>);
+
+/// A part of a [`Message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    /// A parameter, by its library name.
+    Param(&'static str),
+}
+
+/// How a front end names parameters: `Some(name)` to show instead of the
+/// library's, `None` to keep it.
+pub type ParamNames<'a> = dyn Fn(&str) -> Option<&'static str> + 'a;
+
+/// The library's own names: every parameter as the library calls it.
+fn library_names(_: &str) -> Option<&'static str> {
+    None
+}
+
+impl Message {
+    pub fn new() -> Self {
+        Message(Vec::new())
+    }
+
+    /// Appends plain text.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.0.push(Piece::Text(text.into()));
+        self
+    }
+
+    /// Appends a mention of parameter `name`.
+    pub fn param(mut self, name: &'static str) -> Self {
+        self.0.push(Piece::Param(name));
+        self
+    }
+
+    /// The parameters mentioned, in order.
+    pub fn params(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().filter_map(|p| match p {
+            Piece::Param(n) => Some(*n),
+            Piece::Text(_) => None,
+        })
+    }
+
+    /// The text with each parameter named by `names`.
+    pub fn display_with<'a>(&'a self, names: &'a ParamNames<'a>) -> impl fmt::Display + 'a {
+        DisplayFn(move |f: &mut fmt::Formatter<'_>| {
+            for piece in &self.0 {
+                match piece {
+                    Piece::Text(t) => f.write_str(t)?,
+                    Piece::Param(n) => f.write_str(names(n).unwrap_or(n))?,
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.display_with(&library_names))
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::new().text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::new().text(text)
+    }
+}
+
+/// A `Display` from a closure.
+struct DisplayFn<F>(F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for DisplayFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
 impl Error {
-    /// Shorthand for parameter errors, which are the most common kind built by hand.
-    pub fn param(msg: impl Into<String>) -> Self {
-        Error::Param(msg.into())
+    /// Parameter `name` is invalid; `message` says why.
+    pub fn param(name: &'static str, message: impl Into<Message>) -> Self {
+        Error::Param(ParamError {
+            name,
+            message: message.into(),
+        })
+    }
+
+    /// Parameter `name` is invalid, in a message that starts with the
+    /// parameter: `param_value("alpha", "must be in (0, 1], got 0")` reads
+    /// "alpha must be in (0, 1], got 0".
+    pub fn param_value(name: &'static str, rest: impl fmt::Display) -> Self {
+        Error::param(name, Message::new().param(name).text(format!(" {rest}")))
     }
 
     /// A value of the input is invalid; add where with the `with_*` methods.
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub fn invalid(message: impl Into<Message>) -> Self {
         Error::Invalid(message.into())
     }
 
@@ -183,6 +301,32 @@ impl Error {
             line,
             source: Box::new(self),
         }
+    }
+
+    /// The message with each parameter named by `names` (the CLI passes its
+    /// flag names); `Display` is this with the library's names.
+    pub fn display_with<'a>(&'a self, names: &'a ParamNames<'a>) -> impl fmt::Display + 'a {
+        DisplayFn(move |f: &mut fmt::Formatter<'_>| match self {
+            Error::WithPath { path, source } => {
+                write!(f, "{}: {}", path.display(), source.display_with(names))
+            }
+            Error::WithRow {
+                row,
+                column,
+                source,
+            } => write!(
+                f,
+                "row {row}, column `{column}`: {}",
+                source.display_with(names)
+            ),
+            Error::WithLine { line, source } => {
+                write!(f, "line {line}: {}", source.display_with(names))
+            }
+            Error::Invalid(m) | Error::Param(ParamError { message: m, .. }) => {
+                write!(f, "{}", m.display_with(names))
+            }
+            other => fmt::Display::fmt(other, f),
+        })
     }
 
     /// The errors of this one's source chain that are trustmesh errors,
@@ -250,6 +394,14 @@ impl Error {
         matches!(self.find_root(), Error::Internal { .. })
     }
 
+    /// The parameter error, when a parameter is at fault.
+    pub fn as_param(&self) -> Option<&ParamError> {
+        match self.find_root() {
+            Error::Param(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The device error, when the compute device is at fault.
     pub fn as_device(&self) -> Option<&DeviceError> {
         match self.find_root() {
@@ -281,4 +433,91 @@ impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
     fn with_line(self, line: u64) -> Result<T> {
         self.map_err(|e| e.into().with_line(line))
     }
+}
+
+impl ParamError {
+    /// The message with each parameter named by `names`.
+    pub fn display_with<'a>(&'a self, names: &'a ParamNames<'a>) -> impl fmt::Display + 'a {
+        self.message.display_with(names)
+    }
+}
+
+/// The library's parameter names, one constant each, for errors to name and
+/// messages to mention; a front end renames them through one table (the CLI's
+/// `cli::flags`) whose test checks it against [`params::ALL`].
+pub mod params {
+    /// `IterParams::alpha`: teleport weight.
+    pub const ALPHA: &str = "alpha";
+    /// `IterParams::epsilon`: stopping threshold.
+    pub const EPSILON: &str = "epsilon";
+    /// `IterParams::max_iter`: iteration cap.
+    pub const MAX_ITER: &str = "max_iter";
+    /// `FlatTail::iterations`.
+    pub const FLAT_TAIL: &str = "flat_tail.iterations";
+    /// `FlatTail::top`.
+    pub const FLAT_TAIL_TOP: &str = "flat_tail.top";
+    /// `ScoreConfig::logs`: the log arguments.
+    pub const LOGS: &str = "logs";
+    /// The layers to score (`IngestOptions::layers`) or scored
+    /// (`LocalTrustConfig::layers`).
+    pub const LAYERS: &str = "layers";
+    /// `ScoreConfig::layer_weights`.
+    pub const LAYER_WEIGHTS: &str = "layer_weights";
+    /// `ScoreConfig::cheap`: layers that need corroboration.
+    pub const CHEAP: &str = "cheap";
+    /// `ScoreConfig::costly`: layers that corroborate.
+    pub const COSTLY: &str = "costly";
+    /// `ScoreConfig::beta`, `LocalTrustConfig::beta`.
+    pub const BETA: &str = "beta";
+    /// `ScoreConfig::tau`, `LocalTrustConfig::tau`.
+    pub const TAU: &str = "tau";
+    /// `LocalTrustConfig::gates`: consistency-gate factors.
+    pub const GATES: &str = "gates";
+    /// `ScoreConfig::distrust`.
+    pub const DISTRUST: &str = "distrust";
+    /// The per-topic model, `score::per_topic::run`.
+    pub const PER_TOPIC: &str = "per_topic";
+    /// `TopicOptions::sigma`.
+    pub const SIGMA: &str = "sigma";
+    /// `TopicOptions::rho`.
+    pub const RHO: &str = "rho";
+    /// The `format` of `ingest::convert::convert`.
+    pub const FORMAT: &str = "format";
+    /// The `layer` of `ingest::convert::convert`.
+    pub const LAYER: &str = "layer";
+    /// The `rating_scale` of `ingest::convert::convert`.
+    pub const RATING_SCALE: &str = "rating_scale";
+    /// `bench::BenchGraph::Synthetic`.
+    pub const SYNTHETIC: &str = "synthetic";
+    /// The columns given to a back end's solve.
+    pub const COLUMNS: &str = "columns";
+    /// The batches given to `LoadedMatrices::solve_many`.
+    pub const BATCHES: &str = "batches";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        ALPHA,
+        EPSILON,
+        MAX_ITER,
+        FLAT_TAIL,
+        FLAT_TAIL_TOP,
+        LOGS,
+        LAYERS,
+        LAYER_WEIGHTS,
+        CHEAP,
+        COSTLY,
+        BETA,
+        TAU,
+        GATES,
+        DISTRUST,
+        PER_TOPIC,
+        SIGMA,
+        RHO,
+        FORMAT,
+        LAYER,
+        RATING_SCALE,
+        SYNTHETIC,
+        COLUMNS,
+        BATCHES,
+    ];
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 
 /// Expands each argument: a file is taken as is, a directory contributes its
 /// `*.parquet` files (not recursive), anything else is tried as a glob. Each
@@ -10,7 +10,11 @@ use crate::error::{Error, Result};
 /// empty input. The result is sorted and deduplicated.
 pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
     if args.is_empty() {
-        return Err(Error::param("no --log given"));
+        let message = Message::new()
+            .text("no ")
+            .param(params::LOGS)
+            .text(" given");
+        return Err(Error::param(params::LOGS, message));
     }
     let mut out = Vec::new();
     for arg in args {

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::{AgentIndex, GraphBuilder, MultiGraph};
 
 /// What to select from the logs.
@@ -219,10 +219,13 @@ impl LogTable {
         if self.layers.iter().any(|l| l == name) {
             Ok(())
         } else {
-            Err(Error::param(format!(
-                "unknown layer `{name}`: the logs have {}",
-                quoted_list(&self.layers)
-            )))
+            Err(Error::param(
+                params::LAYERS,
+                format!(
+                    "unknown layer `{name}`: the logs have {}",
+                    quoted_list(&self.layers)
+                ),
+            ))
         }
     }
 

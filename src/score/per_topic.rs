@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{
     prepare_table_async, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds,
 };
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 use crate::ingest::{files, tables, LogTable};
 use crate::trust::{build_matrices, topics, Batch, Column, TrustBackend, TrustVector};
 
@@ -104,21 +104,28 @@ pub async fn run_async(
 ) -> Result<TopicOutput> {
     let params = cfg.iter_params(backend)?;
     if cfg.distrust != super::DistrustMode::Ignore {
-        return Err(Error::param(
-            "--distrust discount is not supported with --per-topic",
-        ));
+        let message = Message::new()
+            .param(params::DISTRUST)
+            .text(" discount is not supported with ")
+            .param(params::PER_TOPIC);
+        return Err(Error::param(params::DISTRUST, message));
     }
     if !(0.0..=1.0).contains(&opts.rho) {
-        return Err(Error::param(format!(
-            "--rho must be in [0, 1], got {}",
-            opts.rho
-        )));
+        let got = opts.rho;
+        return Err(Error::param_value(
+            params::RHO,
+            format!("must be in [0, 1], got {got}"),
+        ));
     }
     let table = LogTable::read(files::resolve(&cfg.logs)?)?;
     if table.layers.iter().any(|l| l == GLOBAL) {
-        return Err(Error::param(format!(
-            "layer name `{GLOBAL}` is reserved for the combined vector with --per-topic; rename that layer"
-        )));
+        let message = Message::new()
+            .text(format!(
+                "layer name `{GLOBAL}` is reserved for the combined vector with "
+            ))
+            .param(params::PER_TOPIC)
+            .text("; rename that layer");
+        return Err(Error::param(params::PER_TOPIC, message));
     }
 
     // Fraud proofs: validated against the logs before anything is computed.
