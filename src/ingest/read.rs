@@ -117,16 +117,17 @@ fn is_string(dt: &DataType) -> bool {
 
 fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordBatch> {
     let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("projected column")
-            .clone()
+        batch.column_by_name(name).cloned().ok_or_else(|| {
+            Error::internal(format!(
+                "column `{name}` was projected but is not in the batch"
+            ))
+        })
     };
     let bad = |column: &str, i: usize, message: String| {
         Error::invalid(message).with_row(row0 + i as u64 + 1, column)
     };
 
-    let ts_raw = col("ts");
+    let ts_raw = col("ts")?;
     let ts: ArrayRef = match ts_raw.data_type() {
         DataType::Int64 => ts_raw,
         _ => cast(
@@ -140,7 +141,7 @@ fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordB
 
     let mut strings = Vec::new();
     for name in ["src", "dst", "layer"] {
-        let a = cast(&col(name), &DataType::Utf8)?;
+        let a = cast(&col(name)?, &DataType::Utf8)?;
         let s = a.as_string::<i32>();
         for i in 0..s.len() {
             if s.is_null(i) {
@@ -153,7 +154,7 @@ fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordB
         strings.push(a);
     }
 
-    let outcome = cast(&col("outcome"), &DataType::Float64)?;
+    let outcome = cast(&col("outcome")?, &DataType::Float64)?;
     let o = outcome.as_primitive::<arrow::datatypes::Float64Type>();
     for i in 0..o.len() {
         if o.is_null(i) {
@@ -173,7 +174,7 @@ fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordB
     }
 
     let weight: ArrayRef = if has_weight {
-        let w = cast(&col("weight"), &DataType::Float64)?;
+        let w = cast(&col("weight")?, &DataType::Float64)?;
         let wa = w.as_primitive::<arrow::datatypes::Float64Type>();
         let mut vals = Vec::with_capacity(wa.len());
         for i in 0..wa.len() {

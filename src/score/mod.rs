@@ -279,26 +279,23 @@ pub async fn prepare_table_async(
         return Err(Error::param(params::COSTLY, message));
     }
     let (graph, stats) = table.select_async(&opts, &cfg.costly).await?;
+    let index = |name: &str| {
+        graph
+            .layer_index(name)
+            .ok_or_else(|| Error::internal(format!("selected layer `{name}` is not in the graph")))
+    };
     let local = LocalTrustConfig {
         layers: scored
             .iter()
-            .map(|(name, w)| ScoredLayer {
-                index: graph
-                    .layer_index(name)
-                    .expect("selected layer is in the graph"),
-                weight: *w,
-                cheap: cfg.cheap.contains(name),
+            .map(|(name, w)| {
+                Ok(ScoredLayer {
+                    index: index(name)?,
+                    weight: *w,
+                    cheap: cfg.cheap.contains(name),
+                })
             })
-            .collect(),
-        costly: cfg
-            .costly
-            .iter()
-            .map(|n| {
-                graph
-                    .layer_index(n)
-                    .expect("evidence layer is in the graph")
-            })
-            .collect(),
+            .collect::<Result<_>>()?,
+        costly: cfg.costly.iter().map(|n| index(n)).collect::<Result<_>>()?,
         beta: cfg.beta,
         tau: cfg.tau,
         gates: Default::default(),

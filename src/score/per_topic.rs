@@ -168,7 +168,12 @@ pub async fn run_async(
     let t_build = Instant::now();
     let mut slashed = vec![false; n];
     for (a, _, _) in &proofs {
-        slashed[graph.agents.id(a).expect("checked") as usize] = true;
+        let id = graph.agents.id(a).ok_or_else(|| {
+            Error::internal(format!(
+                "fraud proof agent `{a}` was checked but is not in the graph"
+            ))
+        })?;
+        slashed[id as usize] = true;
     }
     let stake = match &opts.stake {
         Some(path) => {

@@ -242,6 +242,26 @@ pub fn check_columns(matrix: &TrustMatrix, columns: &[Column]) -> Result<()> {
     Ok(())
 }
 
+/// The results of a solve, each column of each batch in place; shared by
+/// back ends, whose loops must retire every column (one left unsolved is a
+/// bug, reported as [`Error::Internal`] rather than a panic).
+pub fn all_solved(out: Vec<Vec<Option<TrustVector>>>) -> Result<Vec<Vec<TrustVector>>> {
+    out.into_iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            batch
+                .into_iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    c.ok_or_else(|| {
+                        Error::internal(format!("column {k} of batch {b} was never solved"))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// A warm start scaled to sum 1; shared by back ends so they reject the same
 /// inputs with the same message.
 pub fn normalised_start(v: &[f64], id: usize) -> Result<Vec<f64>> {

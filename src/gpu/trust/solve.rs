@@ -18,7 +18,8 @@ use super::matrix::GpuMatrix;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::trust::engine::{
-    check_batches, check_columns, normalised_start, Batch, IterParams, StopReason, TrustVector,
+    all_solved, check_batches, check_columns, normalised_start, Batch, IterParams, StopReason,
+    TrustVector,
 };
 use crate::trust::scores::top_ids;
 use crate::trust::TrustMatrix;
@@ -136,13 +137,7 @@ pub(crate) fn solve_batches(
             }
         }
     }
-    out.into_iter()
-        .map(|v| {
-            v.into_iter()
-                .map(|c| c.ok_or_else(|| Error::internal("a GPU column was never solved")))
-                .collect()
-        })
-        .collect()
+    all_solved(out)
 }
 
 /// A submitted batch of iterations: its index, the readback slot its states
