@@ -42,7 +42,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum Error {
     /// Context: the file (or directory) `source` concerns.
     #[error("{}", self.display_with(&library_names))]
-    WithPath { path: PathBuf, source: Box<Error> },
+    WithPath { path: PathBuf, source: Inner },
 
     /// Context: the 1-based row of a table (Parquet or CSV, counting every
     /// row of every row group) and the column `source` concerns.
@@ -50,12 +50,12 @@ pub enum Error {
     WithRow {
         row: u64,
         column: String,
-        source: Box<Error>,
+        source: Inner,
     },
 
     /// Context: the 1-based line of a text input `source` concerns.
     #[error("{}", self.display_with(&library_names))]
-    WithLine { line: u64, source: Box<Error> },
+    WithLine { line: u64, source: Inner },
 
     /// A log argument (file, directory or glob) matched no Parquet file.
     #[error("{pattern}: no Parquet files found ({why})")]
@@ -133,6 +133,36 @@ pub enum Error {
     /// Parquet failure outside reading or writing a named file.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// The error inside a context wrapper or another error, boxed (an enum cannot
+/// hold itself). It dereferences to the [`Error`] and is its holder's
+/// `source()` as that `Error`, so `source().downcast_ref::<Error>()` finds it
+/// (a plain `Box<Error>` would show up as a `Box`, not an `Error`).
+#[derive(Debug)]
+pub struct Inner(Box<Error>);
+
+impl Inner {
+    pub fn new(error: Error) -> Self {
+        Inner(Box::new(error))
+    }
+
+    pub fn into_inner(self) -> Error {
+        *self.0
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Error;
+    fn deref(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl fmt::Display for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
 }
 
 /// A parameter of a library call is invalid: `name` says which, `message`
@@ -282,7 +312,7 @@ impl Error {
     pub fn with_path(self, path: impl AsRef<Path>) -> Self {
         Error::WithPath {
             path: path.as_ref().to_path_buf(),
-            source: Box::new(self),
+            source: Inner::new(self),
         }
     }
 
@@ -291,7 +321,7 @@ impl Error {
         Error::WithRow {
             row,
             column: column.into(),
-            source: Box::new(self),
+            source: Inner::new(self),
         }
     }
 
@@ -299,7 +329,7 @@ impl Error {
     pub fn with_line(self, line: u64) -> Self {
         Error::WithLine {
             line,
-            source: Box::new(self),
+            source: Inner::new(self),
         }
     }
 
@@ -520,4 +550,172 @@ pub mod params {
         COLUMNS,
         BATCHES,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn not_found() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "gone")
+    }
+
+    fn bad_outcome() -> Error {
+        Error::invalid("outcome 1.5 is outside [-1, 1]")
+            .with_row(2, "outcome")
+            .with_path("logs/day1.parquet")
+    }
+
+    #[test]
+    fn context_reads_as_the_one_line_users_know() {
+        assert_eq!(
+            bad_outcome().to_string(),
+            "logs/day1.parquet: row 2, column `outcome`: outcome 1.5 is outside [-1, 1]"
+        );
+        let line = Error::invalid("`x` is not a number")
+            .with_line(3)
+            .with_path("sim.csv");
+        assert_eq!(line.to_string(), "sim.csv: line 3: `x` is not a number");
+        let read = Error::read(not_found()).with_path("a.parquet");
+        assert_eq!(read.to_string(), "a.parquet: cannot read: gone");
+        let write = Error::write("disk full").with_path("o.parquet");
+        assert_eq!(write.to_string(), "o.parquet: cannot write: disk full");
+        let column = Error::MissingColumn {
+            column: "outcome".into(),
+            expected: "float32 or float64".into(),
+        }
+        .with_path("a.parquet");
+        assert_eq!(
+            column.to_string(),
+            "a.parquet: missing column `outcome` (expected float32 or float64)"
+        );
+    }
+
+    #[test]
+    fn sources_are_kept_not_flattened() {
+        let e = Error::read(not_found()).with_path("a.parquet");
+        // WithPath → Read → io::Error, each reachable as a source.
+        let read = e.source().expect("the wrapped error");
+        assert_eq!(read.to_string(), "cannot read: gone");
+        assert!(
+            matches!(read.downcast_ref::<Error>(), Some(Error::Read { .. })),
+            "a wrapped error is its wrapper's source as an Error, not a Box"
+        );
+        let io = read.source().expect("the io error");
+        let io = io.downcast_ref::<std::io::Error>().expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(e.root_cause().to_string(), "gone");
+        assert!(e.root_cause().is::<std::io::Error>());
+        // Without a source, the root cause is the error itself.
+        let plain = Error::internal("x");
+        assert_eq!(plain.root_cause().to_string(), plain.to_string());
+    }
+
+    #[test]
+    fn find_root_strips_the_context_only() {
+        let e = bad_outcome();
+        assert!(
+            matches!(e.find_root(), Error::Invalid(m) if m.to_string().starts_with("outcome 1.5"))
+        );
+        let read = Error::read(not_found()).with_path("a.parquet");
+        assert!(matches!(read.find_root(), Error::Read { .. }));
+        let bare = Error::Empty("nothing".into());
+        assert!(std::ptr::eq(bare.find_root(), &bare));
+    }
+
+    #[test]
+    fn location_reads_back_through_boxed_sources() {
+        let e = bad_outcome();
+        assert_eq!(e.path(), Some(Path::new("logs/day1.parquet")));
+        assert_eq!(e.row(), Some((2, "outcome")));
+        assert_eq!(e.line(), None);
+        // convert's failed read of line 7 sits inside the Read's boxed source.
+        let e = Error::read(Error::from(not_found()).with_line(7)).with_path("in.tsv");
+        assert_eq!(e.to_string(), "in.tsv: cannot read: line 7: gone");
+        assert_eq!((e.path(), e.line()), (Some(Path::new("in.tsv")), Some(7)));
+        assert_eq!(e.chain().count(), 4, "WithPath, Read, WithLine, Io");
+    }
+
+    #[test]
+    fn result_ext_adds_context_to_any_convertible_error() {
+        let r: std::result::Result<(), std::io::Error> = Err(not_found());
+        let e = r.with_line(4).with_path("p.txt").unwrap_err();
+        assert_eq!(e.to_string(), "p.txt: line 4: gone");
+        let ok: Result<u8> = Ok(1);
+        assert_eq!(ok.with_row(1, "c").unwrap(), 1);
+    }
+
+    #[test]
+    fn internal_errors_say_they_are_bugs() {
+        let e = Error::internal("a column was never solved").with_path("x");
+        assert!(e.is_internal());
+        assert!(e.to_string().contains("a bug in trustmesh"), "{e}");
+        assert!(!bad_outcome().is_internal());
+    }
+
+    #[test]
+    fn parameters_are_named_and_renamed() {
+        let e = Error::param_value(params::ALPHA, "must be in (0, 1], got 0");
+        assert_eq!(e.to_string(), "alpha must be in (0, 1], got 0");
+        let p = e.as_param().expect("a parameter error");
+        assert_eq!(p.name, params::ALPHA);
+        assert_eq!(p.message.params().collect::<Vec<_>>(), [params::ALPHA]);
+        assert!(e.source().is_none(), "a parameter error has no source");
+
+        let m = Message::new()
+            .param(params::CHEAP)
+            .text(" needs at least one ")
+            .param(params::COSTLY)
+            .text(" layer");
+        let e = Error::param(params::COSTLY, m).with_path("cfg");
+        let flags = |p: &str| match p {
+            "cheap" => Some("--cheap"),
+            "costly" => Some("--costly"),
+            _ => None,
+        };
+        assert_eq!(
+            e.display_with(&flags).to_string(),
+            "cfg: --cheap needs at least one --costly layer"
+        );
+        assert_eq!(e.to_string(), "cfg: cheap needs at least one costly layer");
+        assert_eq!(e.as_param().map(|p| p.name), Some(params::COSTLY));
+        assert!(bad_outcome().as_param().is_none());
+    }
+
+    #[test]
+    fn display_is_display_with_the_library_names() {
+        let errors = [
+            bad_outcome(),
+            Error::param_value(params::TAU, "must be positive").with_line(1),
+            Error::read(not_found()).with_path("a"),
+            Error::from(DeviceError::NoAdapter),
+            Error::internal("x").with_row(1, "c"),
+        ];
+        for e in errors {
+            assert_eq!(e.to_string(), e.display_with(&|_| None).to_string());
+        }
+    }
+
+    #[test]
+    fn device_errors_are_typed() {
+        let e = Error::from(DeviceError::AdapterNotFound {
+            filter: "x".into(),
+            available: vec!["a (vulkan)".into(), "b (vulkan)".into()],
+        });
+        assert_eq!(
+            e.to_string(),
+            "device: no adapter name contains \"x\"; available: a (vulkan), b (vulkan)"
+        );
+        assert!(e.as_device().is_some_and(DeviceError::is_unavailable));
+        let big = DeviceError::TooBig {
+            adapter: "gpu".into(),
+            what: "one trust vector",
+            bytes: 10,
+            limit: 4,
+        };
+        assert!(!big.is_unavailable() && !big.is_out_of_memory());
+        assert!(Error::from(big).source().is_some(), "the DeviceError");
+    }
 }

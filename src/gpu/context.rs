@@ -180,7 +180,7 @@ impl GpuContext {
             Arc::new(scoped(&self.device, || F::build(self)).map_err(|e| {
                 DeviceError::Compile {
                     adapter: self.info.name.clone(),
-                    source: Box::new(e),
+                    source: crate::error::Inner::new(e),
                 }
             })?);
         let f = Arc::clone(self.lock_families()?.entry(key).or_insert(built));

@@ -3,7 +3,7 @@
 //! one storage binding (split it, or use the CPU), wgpu failing (report it).
 //! It reaches callers as [`crate::Error::Device`].
 
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, Inner};
 
 /// The compute device is not usable or failed. `adapter` fields read
 /// `name (backend)` or `name`, as the message shows them.
@@ -37,7 +37,7 @@ pub enum DeviceError {
         "{adapter}: compiling the compute shaders failed: {}",
         compile_detail(source)
     )]
-    Compile { adapter: String, source: Box<Error> },
+    Compile { adapter: String, source: Inner },
 
     /// An array of `bytes` does not fit one storage binding of `limit` bytes.
     #[error(
