@@ -5,8 +5,8 @@
 //! [`Error::WithRow`], [`Error::WithLine`], built with [`Error::with_path`] or
 //! [`ResultExt::with_path`] and their siblings), so the stage that knows the
 //! location adds it once instead of every message formatting it. The text is
-//! the one users have always seen: `logs/a.parquet: row 2, column `outcome`:
-//! outcome 1.5 is outside [-1, 1]`.
+//! the one users have always seen: ``logs/a.parquet: row 2, column `outcome`:
+//! outcome 1.5 is outside [-1, 1]``.
 //!
 //! - An error's `Display` is complete: it includes the messages of its
 //!   sources, so print it once; [`std::error::Error::source`] keeps those
