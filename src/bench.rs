@@ -12,7 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::synthetic::power_law_edges;
 use crate::score::{self, ScoreConfig};
 use crate::trust::{
@@ -57,8 +57,9 @@ pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
         }
         BenchGraph::Synthetic { n, m, seed } => {
             if *n < 2 || *m == 0 {
-                return Err(Error::param(
-                    "--synthetic needs N >= 2 nodes and M >= 1 edges",
+                return Err(Error::param_value(
+                    params::SYNTHETIC,
+                    "needs N >= 2 nodes and M >= 1 edges",
                 ));
             }
             let edges = power_law_edges(*n, *m, *seed);
@@ -89,10 +90,7 @@ pub const MATRIX_MAGIC: &[u8; 8] = b"TMCSR001";
 /// the deficit (n × f64). Entry e of row (target) j is the edge src[e] → j.
 pub fn save_matrix(m: &TrustMatrix, path: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    let io = |e: std::io::Error| Error::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| Error::write(e).with_path(path);
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     let (kind, w): (u64, &[f64]) = match m.weights() {
         EdgeWeights::PerSource(s) => (0, s),
@@ -123,14 +121,9 @@ fn is_saved_matrix(path: &std::path::Path) -> bool {
 /// Reads a matrix written by [`save_matrix`], checking its sizes and
 /// invariants (a truncated or foreign file is an error, not a panic).
 pub fn read_matrix(path: &std::path::Path) -> Result<TrustMatrix> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let bad = |why: String| Error::Read {
-        path: path.to_path_buf(),
-        message: format!("not a trustmesh matrix file: {why}"),
-    };
+    let bytes = std::fs::read(path).map_err(|e| Error::read(e).with_path(path))?;
+    let bad =
+        |why: String| Error::read(format!("not a trustmesh matrix file: {why}")).with_path(path);
     if bytes.len() < 32 || &bytes[..8] != MATRIX_MAGIC {
         return Err(bad("bad magic or header".into()));
     }
@@ -236,8 +229,8 @@ pub fn time_iteration(
         let v = set.solve_many(&batch, &params)?;
         let secs = t.elapsed().as_secs_f64();
         if let Some(bad) = v[0].iter().find(|c| c.iterations != it) {
-            return Err(Error::param(format!(
-                "benchmark: a timed solve stopped after {} of {it} iterations ({:?}); no figure",
+            return Err(Error::Measure(format!(
+                "a timed solve stopped after {} of {it} iterations ({:?}); no figure",
                 bad.iterations, bad.stop
             )));
         }
@@ -260,8 +253,8 @@ pub fn time_iteration(
             return Ok((b - a) / extra as f64 * 1e3);
         }
         if extra >= most {
-            return Err(Error::param(format!(
-                "benchmark: {extra} extra iterations took {:.3} ms beside a {:.3} ms solve: \
+            return Err(Error::Measure(format!(
+                "{extra} extra iterations took {:.3} ms beside a {:.3} ms solve: \
                  too little to time against the set-up; no figure",
                 (b - a) * 1e3,
                 a * 1e3

@@ -12,7 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 
 /// zstd level 3: most of the size gain of higher levels at a fraction of their
 /// time; readers need no option to open it.
@@ -28,13 +28,13 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// Creates (or truncates) `path` for batches of `schema`.
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        let file = File::create(path).map_err(|e| write_error(path, &e))?;
-        let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| write_error(path, &e))?;
+        let file = File::create(path).map_err(|e| write_error(path, e))?;
+        let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| write_error(path, e))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .build();
         let writer =
-            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_error(path, &e))?;
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_error(path, e))?;
         Ok(ParquetSink {
             path: path.to_path_buf(),
             writer,
@@ -44,7 +44,7 @@ impl ParquetSink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer
             .write(batch)
-            .map_err(|e| write_error(&self.path, &e))
+            .map_err(|e| write_error(&self.path, e))
     }
 
     /// Flushes the last row group and writes the footer; a file not closed is
@@ -53,7 +53,7 @@ impl ParquetSink {
         self.writer
             .close()
             .map(drop)
-            .map_err(|e| write_error(&self.path, &e))
+            .map_err(|e| write_error(&self.path, e))
     }
 }
 
@@ -83,11 +83,8 @@ pub fn write_columns(path: &Path, cols: Vec<(&str, ArrayRef)>, nullable: bool) -
     write_batch(path, &columns_batch(cols, nullable)?)
 }
 
-fn write_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
-    Error::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+fn write_error(path: &Path, e: impl Into<BoxError>) -> Error {
+    Error::write(e).with_path(path)
 }
 
 #[cfg(test)]

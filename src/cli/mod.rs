@@ -6,17 +6,21 @@
 //! so `--help` shows what a library caller gets too.
 //!
 //! `anyhow` lives here only: the library returns `trustmesh::Error`, and the
-//! CLI adds the flag a failure concerns as context.
+//! CLI adds the flag a failure concerns as context; `errors` prints the
+//! library's parameter names as the flags that set them.
 
 mod bench;
 mod convert;
 mod device;
 mod devices;
+mod errors;
 mod iter;
 mod output;
 mod score;
 
 use clap::{Parser, Subcommand};
+
+pub use errors::error_line;
 
 #[derive(Parser)]
 #[command(

@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::adapters::{enumerate, new_instance, AdapterSummary};
+use super::error::DeviceError;
 use crate::error::{Error, Result};
 
 /// Smallest storage-binding limit [`GpuContext::with_max_binding`] accepts: a
@@ -46,7 +47,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     max_binding: u64,
     /// Errors that escaped every error scope (e.g. raised on another thread).
-    uncaptured: Arc<Mutex<Vec<String>>>,
+    uncaptured: Arc<Mutex<Vec<wgpu::Error>>>,
     /// Compiled kernel families, by type.
     families: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
@@ -73,11 +74,7 @@ impl GpuContext {
         let instance = new_instance();
         let adapters = enumerate(&instance);
         if adapters.is_empty() {
-            return Err(Error::Device(
-                "no Vulkan, Metal or DX12 adapter found (on Linux without a GPU, install Mesa's \
-                 lavapipe, e.g. the mesa-vulkan-drivers package)"
-                    .into(),
-            ));
+            return Err(DeviceError::NoAdapter.into());
         }
         let names: Vec<String> = adapters
             .iter()
@@ -95,12 +92,9 @@ impl GpuContext {
                     .find(|a| a.get_info().name.to_lowercase().contains(&f))
             }
         }
-        .ok_or_else(|| {
-            Error::Device(format!(
-                "no adapter name contains {:?}; available: {}",
-                adapter_filter.unwrap_or_default(),
-                names.join(", ")
-            ))
+        .ok_or_else(|| DeviceError::AdapterNotFound {
+            filter: adapter_filter.unwrap_or_default().to_string(),
+            available: names,
         })?;
         let info = adapter.get_info();
         let desc = wgpu::DeviceDescriptor {
@@ -111,17 +105,18 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::Device(format!(
-                "{} ({}): cannot open device: {e}",
-                info.name, info.backend
-            ))
-        })?;
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|source| {
+                DeviceError::Open {
+                    adapter: format!("{} ({})", info.name, info.backend),
+                    source,
+                }
+            })?;
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&uncaptured);
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
+                v.push(e);
             }
         }));
         let limits = device.limits();
@@ -183,14 +178,10 @@ impl GpuContext {
         // and the first to insert wins; compiling twice is only wasted work.
         let built: Arc<dyn Any + Send + Sync> =
             Arc::new(scoped(&self.device, || F::build(self)).map_err(|e| {
-                Error::Device(format!(
-                    "{}: compiling the compute shaders failed: {}",
-                    self.info.name,
-                    match e {
-                        Error::Device(m) => m,
-                        other => other.to_string(),
-                    }
-                ))
+                DeviceError::Compile {
+                    adapter: self.info.name.clone(),
+                    source: crate::error::Inner::new(e),
+                }
             })?);
         let f = Arc::clone(self.lock_families()?.entry(key).or_insert(built));
         downcast(f)
@@ -201,7 +192,7 @@ impl GpuContext {
     ) -> Result<std::sync::MutexGuard<'_, HashMap<TypeId, Arc<dyn Any + Send + Sync>>>> {
         self.families
             .lock()
-            .map_err(|_| Error::Device("pipeline cache poisoned by a panic".into()))
+            .map_err(|_| Error::internal("pipeline cache poisoned by a panic"))
     }
 
     /// Compiles WGSL text (see [`compose_wgsl`]).
@@ -267,14 +258,16 @@ impl GpuContext {
         pass.dispatch_workgroups(x as u32, count.div_ceil(x) as u32, 1);
     }
 
-    /// Takes errors that escaped the error scopes since the last call.
-    pub(crate) fn take_uncaptured(&self) -> Option<String> {
-        let mut v = self.uncaptured.lock().ok()?;
+    /// Fails with the errors that escaped the error scopes since the last call.
+    pub(crate) fn check_uncaptured(&self) -> Result<()> {
+        let Ok(mut v) = self.uncaptured.lock() else {
+            return Ok(());
+        };
         if v.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut *v).join("; "))
+            return Ok(());
         }
+        let errors = std::mem::take(&mut *v);
+        Err(DeviceError::Uncaptured { errors }.into())
     }
 
     /// Blocks until `submission` (or, with `None`, everything submitted) has
@@ -286,11 +279,12 @@ impl GpuContext {
                 timeout: None,
             })
             .map(|_| ())
-            .map_err(|e| {
-                Error::Device(format!(
-                    "{}: waiting for the GPU failed: {e}",
-                    self.info.name
-                ))
+            .map_err(|source| {
+                DeviceError::Wait {
+                    adapter: self.info.name.clone(),
+                    source,
+                }
+                .into()
             })
     }
 
@@ -317,29 +311,34 @@ impl GpuContext {
         for (b, rx) in buffers.iter().zip(receivers) {
             match rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(Error::Device(format!(
-                        "{}: reading back a buffer failed: {e}",
-                        self.info.name
-                    )))
-                }
+                Ok(Err(e)) => return Err(self.readback_error("reading back a buffer", e)),
                 Err(_) => {
-                    return Err(Error::Device(format!(
-                        "{}: buffer map never completed",
-                        self.info.name
-                    )))
+                    return Err(DeviceError::MapLost {
+                        adapter: self.info.name.clone(),
+                    }
+                    .into())
                 }
             }
             let bytes = {
-                let view = b.slice(..).get_mapped_range().map_err(|e| {
-                    Error::Device(format!("{}: mapping a buffer failed: {e}", self.info.name))
-                })?;
+                let view = b
+                    .slice(..)
+                    .get_mapped_range()
+                    .map_err(|e| self.readback_error("mapping a buffer", e))?;
                 view.to_vec()
             };
             b.unmap();
             out.push(bytes);
         }
         Ok(out)
+    }
+
+    fn readback_error(&self, step: &'static str, e: impl Into<crate::error::BoxError>) -> Error {
+        DeviceError::Readback {
+            adapter: self.info.name.clone(),
+            step,
+            source: e.into(),
+        }
+        .into()
     }
 }
 
@@ -357,11 +356,11 @@ pub(crate) fn compose_wgsl(prelude: &str, parts: &[&str]) -> String {
 
 fn downcast<F: KernelFamily>(f: Arc<dyn Any + Send + Sync>) -> Result<Arc<F>> {
     f.downcast::<F>()
-        .map_err(|_| Error::Device("pipeline cache holds the wrong type for a family".into()))
+        .map_err(|_| Error::internal("pipeline cache holds the wrong type for a family"))
 }
 
 /// Runs `f` inside validation, out-of-memory and internal error scopes and
-/// turns the first captured error into [`Error::Device`]: without scopes wgpu
+/// turns the first captured error into [`DeviceError::Wgpu`]: without scopes wgpu
 /// would panic on a validation error, and a library must not.
 pub(crate) fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
@@ -374,7 +373,7 @@ pub(crate) fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> Result<T>) ->
         pollster::block_on(internal.pop()),
     ];
     if let Some(e) = errors.into_iter().flatten().next() {
-        return Err(Error::Device(e.to_string()));
+        return Err(DeviceError::Wgpu(e).into());
     }
     out
 }

@@ -3,6 +3,7 @@
 //! - `context`: the opened device, shared by every family (limits, buffer
 //!   helpers, readback, error scopes, a pipeline cache per family);
 //! - `adapters`: finding and describing adapters (`trustmesh devices`);
+//! - `error`: [`DeviceError`], what callers branch on when a GPU fails;
 //! - `trust/`: the trust iteration ([`GpuBackend`]), shaders in
 //!   `shaders/trust/`.
 //!
@@ -12,8 +13,10 @@
 
 pub mod adapters;
 pub mod context;
+pub mod error;
 pub mod trust;
 
 pub use adapters::{list_adapters, AdapterSummary};
 pub use context::GpuContext;
+pub use error::DeviceError;
 pub use trust::{GpuBackend, PlanConfig, MAX_BLOCK, READBACK_EVERY};

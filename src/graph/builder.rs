@@ -99,7 +99,7 @@ impl GraphBuilder {
             }
             let layer = &mut layers[first.layer as usize];
             if layer.col.len() >= u32::MAX as usize {
-                return Err(Error::param(format!(
+                return Err(Error::invalid(format!(
                     "layer `{}` has more than {} distinct (src, dst) pairs",
                     layer.name,
                     u32::MAX

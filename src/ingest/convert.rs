@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 use crate::parquet_out::write_batch;
 
 /// Layer of every converted row unless one is named.
@@ -40,9 +40,10 @@ impl std::str::FromStr for Format {
             "snap-signed" => Ok(Format::SnapSigned),
             "konect" => Ok(Format::Konect),
             "tsv" => Ok(Format::Tsv),
-            _ => Err(Error::param(format!(
-                "unknown format `{s}`: expected snap-signed, konect or tsv"
-            ))),
+            _ => Err(Error::param(
+                params::FORMAT,
+                format!("unknown format `{s}`: expected snap-signed, konect or tsv"),
+            )),
         }
     }
 }
@@ -79,12 +80,13 @@ pub fn convert(
     rating_scale: f64,
 ) -> Result<ConvertStats> {
     if !(rating_scale > 0.0 && rating_scale.is_finite()) {
-        return Err(Error::param(format!(
-            "--rating-scale must be positive, got {rating_scale}"
-        )));
+        return Err(Error::param_value(
+            params::RATING_SCALE,
+            format!("must be positive, got {rating_scale}"),
+        ));
     }
     if layer.is_empty() {
-        return Err(Error::param("--layer must not be empty"));
+        return Err(Error::param_value(params::LAYER, "must not be empty"));
     }
     let reader = open_text(input)?;
     let mut rows = Rows::default();
@@ -92,10 +94,8 @@ pub fn convert(
     let mut seen_data = false;
     for (n, line) in reader.lines().enumerate() {
         let lineno = n as u64 + 1;
-        let line = line.map_err(|e| Error::Read {
-            path: input.to_path_buf(),
-            message: format!("line {lineno}: {e}"),
-        })?;
+        let line =
+            line.map_err(|e| Error::read(Error::Io(e).with_line(lineno)).with_path(input))?;
         let line = line.trim();
         if line.is_empty() || line.starts_with('%') || line.starts_with('#') {
             skipped += 1;
@@ -115,13 +115,7 @@ pub fn convert(
             Err(_) if !seen_data && rows.src.is_empty() && skipped_header(&fields) => {
                 skipped += 1;
             }
-            Err(message) => {
-                return Err(Error::BadLine {
-                    path: input.to_path_buf(),
-                    line: lineno,
-                    message,
-                })
-            }
+            Err(message) => return Err(Error::invalid(message).with_line(lineno).with_path(input)),
         }
     }
     if rows.src.is_empty() {
@@ -171,38 +165,41 @@ fn parse_fields<'a>(
     format: Format,
     f: &[&'a str],
     scale: f64,
-) -> std::result::Result<(&'a str, &'a str, f64, i64), String> {
+) -> std::result::Result<(&'a str, &'a str, f64, i64), Message> {
     let (min, max, rating_required) = match format {
         Format::SnapSigned => (3, 4, true),
         Format::Konect => (2, 4, false),
         Format::Tsv => (2, 3, false),
     };
     if f.len() < min || f.len() > max {
-        return Err(format!("expected {min} to {max} fields, found {}", f.len()));
+        return Err(format!("expected {min} to {max} fields, found {}", f.len()).into());
     }
     let rating = match f.get(2) {
         Some(r) => r
             .parse::<f64>()
-            .map_err(|_| format!("rating `{r}` is not a number"))?,
+            .map_err(|_| Message::from(format!("rating `{r}` is not a number")))?,
         None if rating_required => unreachable!("length checked"),
         None => scale,
     };
     if !rating.is_finite() {
-        return Err(format!("rating `{rating}` is not finite"));
+        return Err(format!("rating `{rating}` is not finite").into());
     }
     let outcome = rating / scale;
     if !(-1.0..=1.0).contains(&outcome) {
-        return Err(format!(
-            "rating {rating} divided by --rating-scale {scale} is {outcome}, outside [-1, 1]; set --rating-scale to the largest |rating|"
-        ));
+        return Err(Message::new()
+            .text(format!("rating {rating} divided by "))
+            .param(params::RATING_SCALE)
+            .text(format!(" {scale} is {outcome}, outside [-1, 1]; set "))
+            .param(params::RATING_SCALE)
+            .text(" to the largest |rating|"));
     }
     let ts_ms = match f.get(3) {
         Some(t) => {
             let secs = t
                 .parse::<f64>()
-                .map_err(|_| format!("time `{t}` is not a number of seconds"))?;
+                .map_err(|_| Message::from(format!("time `{t}` is not a number of seconds")))?;
             if !secs.is_finite() || secs.abs() > 1e13 {
-                return Err(format!("time `{t}` is out of range"));
+                return Err(format!("time `{t}` is out of range").into());
             }
             (secs * 1000.0).round() as i64
         }
@@ -212,10 +209,7 @@ fn parse_fields<'a>(
 }
 
 fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
-    let err = |e: std::io::Error| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let err = |e: std::io::Error| Error::read(e).with_path(path);
     let mut f = File::open(path).map_err(err)?;
     let mut magic = [0u8; 2];
     let got = f.read(&mut magic).map_err(err)?;
@@ -265,7 +259,7 @@ mod tests {
         let e = convert(Format::SnapSigned, &p, &out, "x", 1.0)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 1") && e.contains("rating-scale"), "{e}");
+        assert!(e.contains("line 1") && e.contains("rating_scale"), "{e}");
         std::fs::write(&p, "1 2\n3 4 x\n").unwrap();
         let e = convert(Format::Tsv, &p, &out, "x", 1.0)
             .unwrap_err()

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 
 /// Expands each argument: a file is taken as is, a directory contributes its
 /// `*.parquet` files (not recursive), anything else is tried as a glob. Each
@@ -10,7 +10,11 @@ use crate::error::{Error, Result};
 /// empty input. The result is sorted and deduplicated.
 pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
     if args.is_empty() {
-        return Err(Error::param("no --log given"));
+        let message = Message::new()
+            .text("no ")
+            .param(params::LOGS)
+            .text(" given");
+        return Err(Error::param(params::LOGS, message));
     }
     let mut out = Vec::new();
     for arg in args {
@@ -19,10 +23,7 @@ pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
             vec![path.to_path_buf()]
         } else if path.is_dir() {
             let mut v = Vec::new();
-            for entry in std::fs::read_dir(path).map_err(|e| Error::Read {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })? {
+            for entry in std::fs::read_dir(path).map_err(|e| Error::read(e).with_path(path))? {
                 let p = entry?.path();
                 if p.is_file() && p.extension().is_some_and(|e| e == "parquet") {
                     v.push(p);
@@ -30,15 +31,17 @@ pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
             }
             if v.is_empty() {
                 return Err(Error::NoInput {
-                    path: arg.clone(),
+                    pattern: arg.clone(),
                     why: "directory has no *.parquet files".into(),
+                    source: None,
                 });
             }
             v
         } else {
             let pattern = glob::glob(arg).map_err(|e| Error::NoInput {
-                path: arg.clone(),
+                pattern: arg.clone(),
                 why: format!("not a file or directory, and not a valid glob: {e}"),
+                source: Some(e),
             })?;
             let v: Vec<PathBuf> = pattern
                 .filter_map(|p| p.ok())
@@ -46,8 +49,9 @@ pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
                 .collect();
             if v.is_empty() {
                 return Err(Error::NoInput {
-                    path: arg.clone(),
+                    pattern: arg.clone(),
                     why: "no such file, directory or matching glob".into(),
+                    source: None,
                 });
             }
             v

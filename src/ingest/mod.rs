@@ -24,7 +24,7 @@ use futures::StreamExt;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::{AgentIndex, GraphBuilder, MultiGraph};
 
 /// What to select from the logs.
@@ -176,19 +176,25 @@ impl LogTable {
             let trust = b.column(3).as_primitive::<Float64Type>();
             let volume = b.column(4).as_primitive::<Float64Type>();
             builder.reserve(b.num_rows());
+            let id = |name: &str| {
+                self.agents.id(name).ok_or_else(|| {
+                    Error::internal(format!("agent `{name}` is not in the agent set"))
+                })
+            };
             for r in 0..b.num_rows() {
                 let l = layer_names
                     .iter()
                     .position(|n| n == layer.value(r))
-                    .expect("query keeps selected layers only");
+                    .ok_or_else(|| {
+                        Error::internal(format!(
+                            "the query returned layer `{}`, which was not selected",
+                            layer.value(r)
+                        ))
+                    })?;
                 builder.push(
                     l as u32,
-                    self.agents
-                        .id(src.value(r))
-                        .expect("agent set covers every row"),
-                    self.agents
-                        .id(dst.value(r))
-                        .expect("agent set covers every row"),
+                    id(src.value(r))?,
+                    id(dst.value(r))?,
                     trust.value(r),
                     volume.value(r),
                 );
@@ -219,10 +225,13 @@ impl LogTable {
         if self.layers.iter().any(|l| l == name) {
             Ok(())
         } else {
-            Err(Error::param(format!(
-                "unknown layer `{name}`: the logs have {}",
-                quoted_list(&self.layers)
-            )))
+            Err(Error::param(
+                params::LAYERS,
+                format!(
+                    "unknown layer `{name}`: the logs have {}",
+                    quoted_list(&self.layers)
+                ),
+            ))
         }
     }
 

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 /// The schema every file is normalised to: ts in epoch milliseconds, plain
 /// strings, f64 outcome and weight.
@@ -34,14 +34,15 @@ const TS_EXPECTED: &str = "timestamp (any unit) or int64 epoch milliseconds";
 const STR_EXPECTED: &str = "utf8 or dictionary of utf8";
 const NUM_EXPECTED: &str = "float32 or float64";
 
-/// Reads and validates one file into canonical batches.
+/// Reads and validates one file into canonical batches. Every error names
+/// the file.
 pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    let read_err = |e: &dyn std::fmt::Display| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let file = File::open(path).map_err(|e| read_err(&e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(&e))?;
+    read_batches(path).with_path(path)
+}
+
+fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(Error::read)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::read)?;
     let schema = builder.schema().clone();
     let mut wanted = Vec::new();
     for (name, expected) in [
@@ -54,16 +55,15 @@ pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
         let (idx, field) = schema
             .column_with_name(name)
             .ok_or_else(|| Error::MissingColumn {
-                path: path.to_path_buf(),
                 column: name.into(),
                 expected: expected.into(),
             })?;
-        check_type(path, name, field.data_type())?;
+        check_type(name, field.data_type())?;
         wanted.push(idx);
     }
     let has_weight = match schema.column_with_name("weight") {
         Some((idx, field)) => {
-            check_type(path, "weight", field.data_type())?;
+            check_type("weight", field.data_type())?;
             wanted.push(idx);
             true
         }
@@ -74,19 +74,19 @@ pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| read_err(&e))?;
+        .map_err(Error::read)?;
     let mut out = Vec::new();
     let mut row0: u64 = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| read_err(&e))?;
+        let batch = batch.map_err(Error::read)?;
         let rows = batch.num_rows();
-        out.push(normalise(path, &batch, has_weight, row0)?);
+        out.push(normalise(&batch, has_weight, row0)?);
         row0 += rows as u64;
     }
     Ok(out)
 }
 
-fn check_type(path: &Path, column: &str, dt: &DataType) -> Result<()> {
+fn check_type(column: &str, dt: &DataType) -> Result<()> {
     let ok = match column {
         "ts" => matches!(dt, DataType::Timestamp(_, _) | DataType::Int64),
         "outcome" | "weight" => matches!(dt, DataType::Float32 | DataType::Float64),
@@ -101,7 +101,6 @@ fn check_type(path: &Path, column: &str, dt: &DataType) -> Result<()> {
         _ => STR_EXPECTED,
     };
     Err(Error::ColumnType {
-        path: path.to_path_buf(),
         column: column.into(),
         found: dt.to_string(),
         expected: expected.into(),
@@ -116,21 +115,19 @@ fn is_string(dt: &DataType) -> bool {
     }
 }
 
-fn normalise(path: &Path, batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordBatch> {
+fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordBatch> {
     let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("projected column")
-            .clone()
+        batch.column_by_name(name).cloned().ok_or_else(|| {
+            Error::internal(format!(
+                "column `{name}` was projected but is not in the batch"
+            ))
+        })
     };
-    let bad = |column: &str, i: usize, message: String| Error::BadValue {
-        path: path.to_path_buf(),
-        column: column.into(),
-        row: row0 + i as u64 + 1,
-        message,
+    let bad = |column: &str, i: usize, message: String| {
+        Error::invalid(message).with_row(row0 + i as u64 + 1, column)
     };
 
-    let ts_raw = col("ts");
+    let ts_raw = col("ts")?;
     let ts: ArrayRef = match ts_raw.data_type() {
         DataType::Int64 => ts_raw,
         _ => cast(
@@ -144,7 +141,7 @@ fn normalise(path: &Path, batch: &RecordBatch, has_weight: bool, row0: u64) -> R
 
     let mut strings = Vec::new();
     for name in ["src", "dst", "layer"] {
-        let a = cast(&col(name), &DataType::Utf8)?;
+        let a = cast(&col(name)?, &DataType::Utf8)?;
         let s = a.as_string::<i32>();
         for i in 0..s.len() {
             if s.is_null(i) {
@@ -157,7 +154,7 @@ fn normalise(path: &Path, batch: &RecordBatch, has_weight: bool, row0: u64) -> R
         strings.push(a);
     }
 
-    let outcome = cast(&col("outcome"), &DataType::Float64)?;
+    let outcome = cast(&col("outcome")?, &DataType::Float64)?;
     let o = outcome.as_primitive::<arrow::datatypes::Float64Type>();
     for i in 0..o.len() {
         if o.is_null(i) {
@@ -177,7 +174,7 @@ fn normalise(path: &Path, batch: &RecordBatch, has_weight: bool, row0: u64) -> R
     }
 
     let weight: ArrayRef = if has_weight {
-        let w = cast(&col("weight"), &DataType::Float64)?;
+        let w = cast(&col("weight")?, &DataType::Float64)?;
         let wa = w.as_primitive::<arrow::datatypes::Float64Type>();
         let mut vals = Vec::with_capacity(wa.len());
         for i in 0..wa.len() {

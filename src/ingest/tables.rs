@@ -11,7 +11,7 @@ use arrow::compute::{cast, concat};
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 /// A table read as strings-or-numbers, column-wise.
 enum Col {
@@ -25,17 +25,11 @@ fn is_csv(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
-/// Reads the named columns. CSV cells are text; Parquet keeps numbers and bytes.
+/// Reads the named columns. CSV cells are text; Parquet keeps numbers and
+/// bytes. Errors do not name the file: the public readers add it.
 fn read_cols(path: &Path, names: &[&str]) -> Result<Vec<Col>> {
     if is_csv(path) {
-        let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(Error::read)?;
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<&str> = lines
             .next()
@@ -50,7 +44,6 @@ fn read_cols(path: &Path, names: &[&str]) -> Result<Vec<Col>> {
                     .iter()
                     .position(|h| h == n)
                     .ok_or_else(|| Error::MissingColumn {
-                        path: path.to_path_buf(),
                         column: n.to_string(),
                         expected: format!("a CSV header naming {}", names.join(", ")),
                     })
@@ -70,19 +63,18 @@ fn read_cols(path: &Path, names: &[&str]) -> Result<Vec<Col>> {
         }
         return Ok(cols.into_iter().map(Col::Text).collect());
     }
-    let file = File::open(path).map_err(|e| read_err(path, e))?;
+    let file = File::open(path).map_err(Error::read)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| read_err(path, e))?
+        .map_err(Error::read)?
         .build()
-        .map_err(|e| read_err(path, e))?;
+        .map_err(Error::read)?;
     let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
     for batch in reader {
-        let batch = batch.map_err(|e| read_err(path, e))?;
+        let batch = batch.map_err(Error::read)?;
         for (c, n) in names.iter().enumerate() {
             let a = batch
                 .column_by_name(n)
                 .ok_or_else(|| Error::MissingColumn {
-                    path: path.to_path_buf(),
                     column: n.to_string(),
                     expected: "present".into(),
                 })?;
@@ -97,12 +89,12 @@ fn read_cols(path: &Path, names: &[&str]) -> Result<Vec<Col>> {
         } else {
             concat(&refs)?
         };
-        out.push(to_col(path, names[c], &a)?);
+        out.push(to_col(names[c], &a)?);
     }
     Ok(out)
 }
 
-fn to_col(path: &Path, name: &str, a: &ArrayRef) -> Result<Col> {
+fn to_col(name: &str, a: &ArrayRef) -> Result<Col> {
     let dt = a.data_type();
     if dt.is_numeric() {
         let f = cast(a, &DataType::Float64)?;
@@ -126,7 +118,6 @@ fn to_col(path: &Path, name: &str, a: &ArrayRef) -> Result<Col> {
         ));
     }
     let s = cast(a, &DataType::Utf8).map_err(|_| Error::ColumnType {
-        path: path.to_path_buf(),
         column: name.into(),
         found: dt.to_string(),
         expected: "utf8, number or binary".into(),
@@ -139,16 +130,12 @@ fn to_col(path: &Path, name: &str, a: &ArrayRef) -> Result<Col> {
     ))
 }
 
-fn bad(path: &Path, column: &str, row: usize, message: String) -> Error {
-    Error::BadValue {
-        path: path.to_path_buf(),
-        column: column.into(),
-        row: row as u64 + 1,
-        message,
-    }
+/// Invalid value at 0-based `row` of `column`.
+fn bad(column: &str, row: usize, message: String) -> Error {
+    Error::invalid(message).with_row(row as u64 + 1, column)
 }
 
-fn texts(path: &Path, name: &str, c: Col) -> Result<Vec<String>> {
+fn texts(name: &str, c: Col) -> Result<Vec<String>> {
     let v: Vec<Option<String>> = match c {
         Col::Text(v) => v,
         Col::Num(v) => v.into_iter().map(|x| x.map(|x| x.to_string())).collect(),
@@ -161,12 +148,12 @@ fn texts(path: &Path, name: &str, c: Col) -> Result<Vec<String>> {
         .enumerate()
         .map(|(i, x)| match x {
             Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(bad(path, name, i, format!("empty or null `{name}`"))),
+            _ => Err(bad(name, i, format!("empty or null `{name}`"))),
         })
         .collect()
 }
 
-fn numbers(path: &Path, name: &str, c: Col) -> Result<Vec<f64>> {
+fn numbers(name: &str, c: Col) -> Result<Vec<f64>> {
     let v: Vec<Option<f64>> = match c {
         Col::Num(v) => v,
         Col::Text(v) => v
@@ -177,12 +164,11 @@ fn numbers(path: &Path, name: &str, c: Col) -> Result<Vec<f64>> {
                 Some(s) => s
                     .parse::<f64>()
                     .map(Some)
-                    .map_err(|_| bad(path, name, i, format!("`{s}` is not a number"))),
+                    .map_err(|_| bad(name, i, format!("`{s}` is not a number"))),
             })
             .collect::<Result<_>>()?,
         Col::Bytes(_) => {
             return Err(Error::ColumnType {
-                path: path.to_path_buf(),
                 column: name.into(),
                 found: "binary".into(),
                 expected: "number".into(),
@@ -191,21 +177,24 @@ fn numbers(path: &Path, name: &str, c: Col) -> Result<Vec<f64>> {
     };
     v.into_iter()
         .enumerate()
-        .map(|(i, x)| x.ok_or_else(|| bad(path, name, i, format!("null `{name}`"))))
+        .map(|(i, x)| x.ok_or_else(|| bad(name, i, format!("null `{name}`"))))
         .collect()
 }
 
 /// `agent, stake` rows; stake must be finite and >= 0; an agent listed twice
 /// has its stakes added.
 pub fn read_stake(path: &Path) -> Result<Vec<(String, f64, usize)>> {
+    stake(path).with_path(path)
+}
+
+fn stake(path: &Path) -> Result<Vec<(String, f64, usize)>> {
     let mut cols = read_cols(path, &["agent", "stake"])?.into_iter();
-    let agents = texts(path, "agent", cols.next().expect("two columns"))?;
-    let stakes = numbers(path, "stake", cols.next().expect("two columns"))?;
+    let agents = texts("agent", cols.next().expect("two columns"))?;
+    let stakes = numbers("stake", cols.next().expect("two columns"))?;
     let mut out = Vec::with_capacity(agents.len());
     for (i, (a, s)) in agents.into_iter().zip(stakes).enumerate() {
         if !(s.is_finite() && s >= 0.0) {
             return Err(bad(
-                path,
                 "stake",
                 i,
                 format!("stake is {s}, expected a finite number >= 0"),
@@ -220,9 +209,13 @@ pub fn read_stake(path: &Path) -> Result<Vec<(String, f64, usize)>> {
 /// Checking the evidence cryptographically belongs to the identity stage; here
 /// a proof's presence in the file is what slashes.
 pub fn read_fraud_proofs(path: &Path) -> Result<Vec<(String, String, usize)>> {
+    fraud_proofs(path).with_path(path)
+}
+
+fn fraud_proofs(path: &Path) -> Result<Vec<(String, String, usize)>> {
     let mut cols = read_cols(path, &["agent", "topic", "evidence"])?.into_iter();
-    let agents = texts(path, "agent", cols.next().expect("three columns"))?;
-    let topics = texts(path, "topic", cols.next().expect("three columns"))?;
+    let agents = texts("agent", cols.next().expect("three columns"))?;
+    let topics = texts("topic", cols.next().expect("three columns"))?;
     let evidence = match cols.next().expect("three columns") {
         Col::Bytes(v) => v
             .into_iter()
@@ -237,7 +230,7 @@ pub fn read_fraud_proofs(path: &Path) -> Result<Vec<(String, String, usize)>> {
     let mut out = Vec::new();
     for (i, ((a, t), ev)) in agents.into_iter().zip(topics).zip(evidence).enumerate() {
         if !ev {
-            return Err(bad(path, "evidence", i, "empty evidence".into()));
+            return Err(bad("evidence", i, "empty evidence".into()));
         }
         out.push((a, t, i));
     }
@@ -246,9 +239,13 @@ pub fn read_fraud_proofs(path: &Path) -> Result<Vec<(String, String, usize)>> {
 
 /// Pre-trust sets for personalised trust: (set, agent, row) rows.
 pub fn read_pretrust_sets(path: &Path) -> Result<Vec<(String, String, usize)>> {
+    pretrust_sets(path).with_path(path)
+}
+
+fn pretrust_sets(path: &Path) -> Result<Vec<(String, String, usize)>> {
     let mut cols = read_cols(path, &["set", "agent"])?.into_iter();
-    let sets = texts(path, "set", cols.next().expect("two columns"))?;
-    let agents = texts(path, "agent", cols.next().expect("two columns"))?;
+    let sets = texts("set", cols.next().expect("two columns"))?;
+    let agents = texts("agent", cols.next().expect("two columns"))?;
     Ok(sets
         .into_iter()
         .zip(agents)
@@ -261,12 +258,12 @@ pub fn read_pretrust_sets(path: &Path) -> Result<Vec<(String, String, usize)>> {
 /// row per topic `<tk>,w(k,t1),...`. Must be square over exactly `topics`,
 /// entries finite and >= 0. Returns w in the order of `topics`.
 pub fn read_similarity(path: &Path, topics: &[String]) -> Result<Vec<Vec<f64>>> {
-    let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e))?;
-    let line_err = |line: usize, message: String| Error::BadLine {
-        path: path.to_path_buf(),
-        line: line as u64,
-        message,
-    };
+    similarity(path, topics).with_path(path)
+}
+
+fn similarity(path: &Path, topics: &[String]) -> Result<Vec<Vec<f64>>> {
+    let text = std::fs::read_to_string(path).map_err(Error::read)?;
+    let line_err = |line: usize, message: String| Error::invalid(message).with_line(line as u64);
     let mut lines = text
         .lines()
         .enumerate()
@@ -327,15 +324,12 @@ pub fn read_similarity(path: &Path, topics: &[String]) -> Result<Vec<Vec<f64>>> 
         seen[k] = true;
     }
     if cols.len() != topics.len() || seen.iter().any(|s| !s) {
-        return Err(Error::Read {
-            path: path.to_path_buf(),
-            message: format!(
-                "similarity matrix must be square over the topics {} (found {} columns, {} rows)",
-                topics.join(", "),
-                cols.len(),
-                seen.iter().filter(|s| **s).count()
-            ),
-        });
+        return Err(Error::read(format!(
+            "similarity matrix must be square over the topics {} (found {} columns, {} rows)",
+            topics.join(", "),
+            cols.len(),
+            seen.iter().filter(|s| **s).count()
+        )));
     }
     Ok(w)
 }

@@ -26,7 +26,7 @@ pub fn parse_duration_s(s: &str) -> Result<f64> {
 }
 
 fn bad_duration(s: &str) -> Error {
-    Error::param(format!(
+    Error::invalid(format!(
         "cannot parse duration `{s}`: expected a positive number with unit s, m, h, d or w (e.g. 7d)"
     ))
 }
@@ -34,7 +34,7 @@ fn bad_duration(s: &str) -> Error {
 /// Epoch milliseconds of an RFC 3339 instant or a date (`2026-01-01`, UTC).
 pub fn parse_instant_ms(s: &str) -> Result<i64> {
     let ns = arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s.trim()).map_err(|_| {
-        Error::param(format!(
+        Error::invalid(format!(
             "cannot parse time `{s}`: expected RFC 3339 such as 2026-01-01T00:00:00Z, or a date 2026-01-01"
         ))
     })?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{
     prepare_async, seed_pretrust, DistrustMode, PassReport, RunSummary, ScoreConfig, StageSeconds,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::ingest::tables;
 use crate::trust::{build_matrices, distrust, pretrust, Column, Problem, TrustBackend};
 
@@ -73,26 +73,22 @@ pub async fn run_async(
             let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (set, agent, row) in tables::read_pretrust_sets(path)? {
                 if graph.agents.id(&agent).is_none() {
-                    return Err(Error::BadValue {
-                        path: path.clone(),
-                        column: "agent".into(),
-                        row: row as u64 + 1,
-                        message: format!("pre-trusted agent `{agent}` does not appear in the logs"),
-                    });
+                    return Err(Error::invalid(format!(
+                        "pre-trusted agent `{agent}` does not appear in the logs"
+                    ))
+                    .with_row(row as u64 + 1, "agent")
+                    .with_path(path));
                 }
                 sets.entry(set).or_default().push(agent);
             }
             if sets.is_empty() {
-                return Err(Error::param(format!(
-                    "{}: no pre-trust sets",
-                    path.display()
-                )));
+                return Err(Error::invalid("no pre-trust sets").with_path(path));
             }
-            let what = path.display().to_string();
             let cols = sets
                 .values()
-                .map(|members| pretrust::from_set(&graph.agents, members, &what).map(Column::new))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|members| pretrust::from_set(&graph.agents, members).map(Column::new))
+                .collect::<Result<Vec<_>>>()
+                .with_path(path)?;
             let both = build_matrices(&graph, &local)?;
             (sets.into_keys().collect(), vec![both], vec![cols])
         }

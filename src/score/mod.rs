@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result, ResultExt};
 use crate::graph::MultiGraph;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
 use crate::runtime;
@@ -242,50 +242,60 @@ pub async fn prepare_table_async(
     opts.layers = Some(scored.iter().map(|(n, _)| n.clone()).collect());
     for name in cfg.cheap.iter().chain(&cfg.costly) {
         if !table.layers.contains(name) {
-            return Err(Error::param(format!(
-                "unknown layer `{name}` in --cheap/--costly: the logs have {}",
-                quoted_list(&table.layers)
-            )));
+            let param = if cfg.cheap.contains(name) {
+                params::CHEAP
+            } else {
+                params::COSTLY
+            };
+            let message = Message::new()
+                .text(format!("unknown layer `{name}` in "))
+                .param(params::CHEAP)
+                .text("/")
+                .param(params::COSTLY)
+                .text(format!(": the logs have {}", quoted_list(&table.layers)));
+            return Err(Error::param(param, message));
         }
     }
     for name in &cfg.cheap {
         if !scored.iter().any(|(n, _)| n == name) {
-            return Err(Error::param(format!(
-                "--cheap layer `{name}` is not among the scored layers"
-            )));
+            return Err(Error::param_value(
+                params::CHEAP,
+                format!("layer `{name}` is not among the scored layers"),
+            ));
         }
         if cfg.costly.contains(name) {
-            return Err(Error::param(format!(
-                "layer `{name}` cannot be both cheap and costly"
-            )));
+            return Err(Error::param(
+                params::CHEAP,
+                format!("layer `{name}` cannot be both cheap and costly"),
+            ));
         }
     }
     if !cfg.cheap.is_empty() && cfg.costly.is_empty() {
-        return Err(Error::param(
-            "--cheap needs at least one --costly layer to corroborate it",
-        ));
+        let message = Message::new()
+            .param(params::CHEAP)
+            .text(" needs at least one ")
+            .param(params::COSTLY)
+            .text(" layer to corroborate it");
+        return Err(Error::param(params::COSTLY, message));
     }
     let (graph, stats) = table.select_async(&opts, &cfg.costly).await?;
+    let index = |name: &str| {
+        graph
+            .layer_index(name)
+            .ok_or_else(|| Error::internal(format!("selected layer `{name}` is not in the graph")))
+    };
     let local = LocalTrustConfig {
         layers: scored
             .iter()
-            .map(|(name, w)| ScoredLayer {
-                index: graph
-                    .layer_index(name)
-                    .expect("selected layer is in the graph"),
-                weight: *w,
-                cheap: cfg.cheap.contains(name),
+            .map(|(name, w)| {
+                Ok(ScoredLayer {
+                    index: index(name)?,
+                    weight: *w,
+                    cheap: cfg.cheap.contains(name),
+                })
             })
-            .collect(),
-        costly: cfg
-            .costly
-            .iter()
-            .map(|n| {
-                graph
-                    .layer_index(n)
-                    .expect("evidence layer is in the graph")
-            })
-            .collect(),
+            .collect::<Result<_>>()?,
+        costly: cfg.costly.iter().map(|n| index(n)).collect::<Result<_>>()?,
         beta: cfg.beta,
         tau: cfg.tau,
         gates: Default::default(),
@@ -370,20 +380,20 @@ pub(crate) fn layer_reports(g: &MultiGraph, local: &LocalTrustConfig) -> Vec<Lay
 /// Scored layers with their normalised weights λ, in a fixed order: the order
 /// of `--layers`, else of `--layer-weight`, else the sorted layer names.
 fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f64)>> {
-    let check = |name: &str, flag: &str| -> Result<()> {
+    let check = |name: &str, param: &'static str| -> Result<()> {
         if present.iter().any(|p| p == name) {
-            Ok(())
-        } else {
-            Err(Error::param(format!(
-                "unknown layer `{name}` in {flag}: the logs have {}",
-                quoted_list(present)
-            )))
+            return Ok(());
         }
+        let message = Message::new()
+            .text(format!("unknown layer `{name}` in "))
+            .param(param)
+            .text(format!(": the logs have {}", quoted_list(present)));
+        Err(Error::param(param, message))
     };
     let names: Vec<String> = match &cfg.ingest.layers {
         Some(l) => {
             for n in l {
-                check(n, "--layers")?;
+                check(n, params::LAYERS)?;
             }
             let mut v: Vec<String> = Vec::new();
             for n in l {
@@ -399,7 +409,7 @@ fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f
         None => present.to_vec(),
     };
     if names.is_empty() {
-        return Err(Error::param("no layers to score"));
+        return Err(Error::param(params::LAYERS, "no layers to score"));
     }
     if cfg.layer_weights.is_empty() {
         let w = 1.0 / names.len() as f64;
@@ -407,36 +417,44 @@ fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f
     }
     let mut weights = Vec::new();
     for (n, w) in &cfg.layer_weights {
-        check(n, "--layer-weight")?;
+        check(n, params::LAYER_WEIGHTS)?;
         if !names.contains(n) {
-            return Err(Error::param(format!(
-                "--layer-weight names `{n}`, which is not in --layers"
-            )));
+            let message = Message::new()
+                .param(params::LAYER_WEIGHTS)
+                .text(format!(" names `{n}`, which is not in "))
+                .param(params::LAYERS);
+            return Err(Error::param(params::LAYER_WEIGHTS, message));
         }
         if !(*w >= 0.0 && w.is_finite()) {
-            return Err(Error::param(format!(
-                "--layer-weight {n}={w}: weight must be a finite number >= 0"
-            )));
+            return Err(Error::param_value(
+                params::LAYER_WEIGHTS,
+                format!("{n}={w}: weight must be a finite number >= 0"),
+            ));
         }
         if cfg.layer_weights.iter().filter(|(m, _)| m == n).count() > 1 {
-            return Err(Error::param(format!(
-                "--layer-weight given twice for `{n}`"
-            )));
+            return Err(Error::param_value(
+                params::LAYER_WEIGHTS,
+                format!("given twice for `{n}`"),
+            ));
         }
     }
     for n in &names {
         match cfg.layer_weights.iter().find(|(m, _)| m == n) {
             Some((_, w)) => weights.push((n.clone(), *w)),
             None => {
-                return Err(Error::param(format!(
-                    "layer `{n}` is scored but has no --layer-weight"
-                )))
+                let message = Message::new()
+                    .text(format!("layer `{n}` is scored but has no "))
+                    .param(params::LAYER_WEIGHTS);
+                return Err(Error::param(params::LAYER_WEIGHTS, message));
             }
         }
     }
     let total: f64 = weights.iter().map(|(_, w)| w).sum();
     if total <= 0.0 {
-        return Err(Error::param("--layer-weight values sum to zero"));
+        return Err(Error::param_value(
+            params::LAYER_WEIGHTS,
+            "values sum to zero",
+        ));
     }
     Ok(weights.into_iter().map(|(n, w)| (n, w / total)).collect())
 }
@@ -444,21 +462,14 @@ fn scored_layers(cfg: &ScoreConfig, present: &[String]) -> Result<Vec<(String, f
 /// p_seed: uniform over `--pretrusted`, or over all agents.
 pub(crate) fn seed_pretrust(cfg: &ScoreConfig, graph: &MultiGraph) -> Result<Vec<f64>> {
     match &cfg.pretrusted {
-        Some(path) => pretrust::from_set(
-            &graph.agents,
-            &read_id_list(path)?,
-            &path.display().to_string(),
-        ),
+        Some(path) => pretrust::from_set(&graph.agents, &read_id_list(path)?).with_path(path),
         None => Ok(pretrust::uniform(graph.n())),
     }
 }
 
 /// One agent id per line; blank lines and `#` comments are ignored.
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(e).with_path(path))?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{
     prepare_table_async, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds,
 };
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 use crate::ingest::{files, tables, LogTable};
 use crate::trust::{build_matrices, topics, Batch, Column, TrustBackend, TrustVector};
 
@@ -104,21 +104,28 @@ pub async fn run_async(
 ) -> Result<TopicOutput> {
     let params = cfg.iter_params(backend)?;
     if cfg.distrust != super::DistrustMode::Ignore {
-        return Err(Error::param(
-            "--distrust discount is not supported with --per-topic",
-        ));
+        let message = Message::new()
+            .param(params::DISTRUST)
+            .text(" discount is not supported with ")
+            .param(params::PER_TOPIC);
+        return Err(Error::param(params::DISTRUST, message));
     }
     if !(0.0..=1.0).contains(&opts.rho) {
-        return Err(Error::param(format!(
-            "--rho must be in [0, 1], got {}",
-            opts.rho
-        )));
+        let got = opts.rho;
+        return Err(Error::param_value(
+            params::RHO,
+            format!("must be in [0, 1], got {got}"),
+        ));
     }
     let table = LogTable::read(files::resolve(&cfg.logs)?)?;
     if table.layers.iter().any(|l| l == GLOBAL) {
-        return Err(Error::param(format!(
-            "layer name `{GLOBAL}` is reserved for the combined vector with --per-topic; rename that layer"
-        )));
+        let message = Message::new()
+            .text(format!(
+                "layer name `{GLOBAL}` is reserved for the combined vector with "
+            ))
+            .param(params::PER_TOPIC)
+            .text("; rename that layer");
+        return Err(Error::param(params::PER_TOPIC, message));
     }
 
     // Fraud proofs: validated against the logs before anything is computed.
@@ -126,11 +133,10 @@ pub async fn run_async(
         Some(path) => {
             let proofs = tables::read_fraud_proofs(path)?;
             for (agent, topic, row) in &proofs {
-                let at = |column: &str, message: String| Error::BadValue {
-                    path: path.clone(),
-                    column: column.into(),
-                    row: *row as u64 + 1,
-                    message,
+                let at = |column: &str, message: String| {
+                    Error::invalid(message)
+                        .with_row(*row as u64 + 1, column)
+                        .with_path(path)
                 };
                 if table.agents.id(agent).is_none() {
                     return Err(at(
@@ -162,17 +168,21 @@ pub async fn run_async(
     let t_build = Instant::now();
     let mut slashed = vec![false; n];
     for (a, _, _) in &proofs {
-        slashed[graph.agents.id(a).expect("checked") as usize] = true;
+        let id = graph.agents.id(a).ok_or_else(|| {
+            Error::internal(format!(
+                "fraud proof agent `{a}` was checked but is not in the graph"
+            ))
+        })?;
+        slashed[id as usize] = true;
     }
     let stake = match &opts.stake {
         Some(path) => {
             let mut v = vec![0.0f64; n];
             for (agent, s, row) in tables::read_stake(path)? {
-                let id = graph.agents.id(&agent).ok_or_else(|| Error::BadValue {
-                    path: path.clone(),
-                    column: "agent".into(),
-                    row: row as u64 + 1,
-                    message: format!("stake for unknown agent `{agent}`"),
+                let id = graph.agents.id(&agent).ok_or_else(|| {
+                    Error::invalid(format!("stake for unknown agent `{agent}`"))
+                        .with_row(row as u64 + 1, "agent")
+                        .with_path(path)
                 })?;
                 v[id as usize] += s;
             }

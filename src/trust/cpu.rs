@@ -11,8 +11,8 @@
 use rayon::prelude::*;
 
 use super::engine::{
-    check_batches, check_columns, normalised_start, Batch, Column, IterParams, LoadedMatrices,
-    StopReason, TrustBackend, TrustVector,
+    all_solved, check_batches, check_columns, normalised_start, Batch, Column, IterParams,
+    LoadedMatrices, StopReason, TrustBackend, TrustVector,
 };
 use super::matrix::{EdgeWeights, TrustMatrix};
 use super::scores::top_ids;
@@ -86,14 +86,7 @@ impl LoadedMatrices for CpuLoaded<'_> {
             }
             blocks.retain(|b| !b.cols.is_empty());
         }
-        Ok(out
-            .into_iter()
-            .map(|v| {
-                v.into_iter()
-                    .map(|c| c.expect("every column retires"))
-                    .collect()
-            })
-            .collect())
+        all_solved(out)
     }
 }
 

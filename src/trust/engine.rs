@@ -7,7 +7,7 @@
 //! snapshots, attack simulation) call this trait, not a concrete back end.
 
 use super::matrix::TrustMatrix;
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Message, Result};
 
 /// Stopping rule and damping of the power iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,25 +23,35 @@ pub struct IterParams {
 impl IterParams {
     pub fn validate(&self) -> Result<()> {
         if !(self.alpha > 0.0 && self.alpha <= 1.0) {
-            return Err(Error::param(format!(
-                "--alpha must be in (0, 1], got {}",
-                self.alpha
-            )));
+            let got = self.alpha;
+            return Err(Error::param_value(
+                params::ALPHA,
+                format!("must be in (0, 1], got {got}"),
+            ));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
-            return Err(Error::param(format!(
-                "--epsilon must be positive, got {}",
-                self.epsilon
-            )));
+            let got = self.epsilon;
+            return Err(Error::param_value(
+                params::EPSILON,
+                format!("must be positive, got {got}"),
+            ));
         }
         if self.max_iter == 0 {
-            return Err(Error::param("--max-iter must be at least 1"));
+            return Err(Error::param_value(params::MAX_ITER, "must be at least 1"));
         }
         if let Some(ft) = self.flat_tail {
             if ft.iterations == 0 || ft.top == 0 {
-                return Err(Error::param(
-                    "--flat-tail and --flat-tail-top must be at least 1",
-                ));
+                let name = if ft.iterations == 0 {
+                    params::FLAT_TAIL
+                } else {
+                    params::FLAT_TAIL_TOP
+                };
+                let message = Message::new()
+                    .param(params::FLAT_TAIL)
+                    .text(" and ")
+                    .param(params::FLAT_TAIL_TOP)
+                    .text(" must be at least 1");
+                return Err(Error::param(name, message));
             }
         }
         Ok(())
@@ -207,10 +217,10 @@ pub struct Batch<'a> {
 /// Checks that every batch names a matrix of a set of `len`; shared by back ends.
 pub fn check_batches(len: usize, batches: &[Batch<'_>]) -> Result<()> {
     match batches.iter().find(|b| b.matrix >= len) {
-        Some(b) => Err(Error::param(format!(
-            "batch refers to matrix {} of a set of {len}",
-            b.matrix
-        ))),
+        Some(b) => Err(Error::param(
+            params::BATCHES,
+            format!("batch refers to matrix {} of a set of {len}", b.matrix),
+        )),
         None => Ok(()),
     }
 }
@@ -220,13 +230,36 @@ pub fn check_columns(matrix: &TrustMatrix, columns: &[Column]) -> Result<()> {
     for (k, c) in columns.iter().enumerate() {
         if c.pretrust.len() != matrix.n() || c.start.as_ref().is_some_and(|s| s.len() != matrix.n())
         {
-            return Err(Error::param(format!(
-                "column {k}: vector length differs from agent count {}",
-                matrix.n()
-            )));
+            return Err(Error::param(
+                params::COLUMNS,
+                format!(
+                    "column {k}: vector length differs from agent count {}",
+                    matrix.n()
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// The results of a solve, each column of each batch in place; shared by
+/// back ends, whose loops must retire every column (one left unsolved is a
+/// bug, reported as [`Error::Internal`] rather than a panic).
+pub fn all_solved(out: Vec<Vec<Option<TrustVector>>>) -> Result<Vec<Vec<TrustVector>>> {
+    out.into_iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            batch
+                .into_iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    c.ok_or_else(|| {
+                        Error::internal(format!("column {k} of batch {b} was never solved"))
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A warm start scaled to sum 1; shared by back ends so they reject the same
@@ -234,9 +267,10 @@ pub fn check_columns(matrix: &TrustMatrix, columns: &[Column]) -> Result<()> {
 pub fn normalised_start(v: &[f64], id: usize) -> Result<Vec<f64>> {
     let s: f64 = v.iter().sum();
     if !(s > 0.0 && s.is_finite()) || v.iter().any(|x| x.is_nan() || *x < 0.0) {
-        return Err(Error::param(format!(
-            "column {id}: warm start must be non-negative with a positive sum"
-        )));
+        return Err(Error::param(
+            params::COLUMNS,
+            format!("column {id}: warm start must be non-negative with a positive sum"),
+        ));
     }
     Ok(v.iter().map(|x| x / s).collect())
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::matrix::TrustMatrix;
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::MultiGraph;
 
 /// Which layers are scored, how much each weighs, and the corroboration rule.
@@ -70,19 +70,24 @@ impl LocalTrustConfig {
 
     pub fn validate(&self, g: &MultiGraph) -> Result<()> {
         if self.layers.is_empty() {
-            return Err(Error::param("no layer selected for scoring"));
+            return Err(Error::param(
+                params::LAYERS,
+                "no layer selected for scoring",
+            ));
         }
         if !(0.0..=1.0).contains(&self.beta) {
-            return Err(Error::param(format!(
-                "--beta must be in [0, 1], got {}",
-                self.beta
-            )));
+            let got = self.beta;
+            return Err(Error::param_value(
+                params::BETA,
+                format!("must be in [0, 1], got {got}"),
+            ));
         }
         if !(self.tau > 0.0 && self.tau.is_finite()) {
-            return Err(Error::param(format!(
-                "--tau must be positive and finite, got {}",
-                self.tau
-            )));
+            let got = self.tau;
+            return Err(Error::param_value(
+                params::TAU,
+                format!("must be positive and finite, got {got}"),
+            ));
         }
         if self
             .gates
@@ -90,12 +95,13 @@ impl LocalTrustConfig {
             .any(|v| v.len() != g.n() || v.iter().any(|x| !(0.0..=1.0).contains(x)))
         {
             return Err(Error::param(
+                params::GATES,
                 "consistency gate must give every agent a factor in [0, 1]",
             ));
         }
         for l in &self.layers {
             if l.index >= g.layers.len() || !(l.weight >= 0.0 && l.weight.is_finite()) {
-                return Err(Error::param("invalid layer selection"));
+                return Err(Error::param(params::LAYERS, "invalid layer selection"));
             }
         }
         Ok(())

@@ -48,10 +48,10 @@ impl TrustMatrix {
         deficit: Vec<f64>,
     ) -> Result<Self> {
         if deficit.len() != n {
-            return Err(Error::param("deficit length differs from agent count"));
+            return Err(Error::invalid("deficit length differs from agent count"));
         }
         if entries.len() >= u32::MAX as usize {
-            return Err(Error::param(format!(
+            return Err(Error::invalid(format!(
                 "more than {} edges in the combined trust matrix",
                 u32::MAX
             )));
@@ -60,7 +60,7 @@ impl TrustMatrix {
             .iter()
             .any(|&(i, j, _)| i as usize >= n || j as usize >= n)
         {
-            return Err(Error::param(
+            return Err(Error::invalid(
                 "trust matrix entry refers to an agent id out of range",
             ));
         }
@@ -109,7 +109,7 @@ impl TrustMatrix {
         weights: EdgeWeights,
         deficit: Vec<f64>,
     ) -> Result<Self> {
-        let bad = |what: &str| Err(Error::param(format!("trust matrix: {what}")));
+        let bad = |what: &str| Err(Error::invalid(format!("trust matrix: {what}")));
         if ptr.len() != n + 1 || ptr[0] != 0 || ptr[n] as usize != src.len() {
             return bad("row offsets do not match the agent and entry counts");
         }

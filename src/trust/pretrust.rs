@@ -10,7 +10,9 @@ pub fn uniform(n: usize) -> Vec<f64> {
 
 /// Uniform over the named agents. Every name must be a known agent: a typo in
 /// a pre-trusted list would otherwise silently move all pre-trust elsewhere.
-pub fn from_set<S: AsRef<str>>(agents: &AgentIndex, names: &[S], what: &str) -> Result<Vec<f64>> {
+/// Callers that read the names from a file add it with
+/// [`crate::error::ResultExt::with_path`].
+pub fn from_set<S: AsRef<str>>(agents: &AgentIndex, names: &[S]) -> Result<Vec<f64>> {
     let mut p = vec![0.0; agents.len()];
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
@@ -18,8 +20,8 @@ pub fn from_set<S: AsRef<str>>(agents: &AgentIndex, names: &[S], what: &str) -> 
         match agents.id(name) {
             Some(id) => ids.push(id),
             None => {
-                return Err(Error::param(format!(
-                    "{what}: pre-trusted agent `{name}` does not appear in the logs"
+                return Err(Error::invalid(format!(
+                    "pre-trusted agent `{name}` does not appear in the logs"
                 )))
             }
         }
@@ -27,9 +29,7 @@ pub fn from_set<S: AsRef<str>>(agents: &AgentIndex, names: &[S], what: &str) -> 
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
-        return Err(Error::param(format!(
-            "{what}: no pre-trusted agents listed"
-        )));
+        return Err(Error::invalid("no pre-trusted agents listed"));
     }
     let share = 1.0 / ids.len() as f64;
     for id in ids {
@@ -41,16 +41,20 @@ pub fn from_set<S: AsRef<str>>(agents: &AgentIndex, names: &[S], what: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ResultExt;
 
     #[test]
     fn set_is_uniform_and_rejects_unknown() {
         let a = AgentIndex::from_names(["a", "b", "c", "d"]);
         assert_eq!(
-            from_set(&a, &["d", "b", "b"], "f").unwrap(),
+            from_set(&a, &["d", "b", "b"]).unwrap(),
             vec![0.0, 0.5, 0.0, 0.5]
         );
-        let e = from_set(&a, &["zed"], "pre.txt").unwrap_err().to_string();
+        let e = from_set(&a, &["zed"])
+            .with_path("pre.txt")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pre.txt") && e.contains("zed"), "{e}");
-        assert!(from_set::<&str>(&a, &[], "f").is_err());
+        assert!(from_set::<&str>(&a, &[]).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! cross-topic cold-start prior, and the consistency gate. The iteration itself
 //! is the engine's; these functions only shape its inputs.
 
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::graph::LayerGraph;
 
 /// p = σ·p_seed + (1-σ)·stake/Σstake, with slashed agents removed from both
@@ -16,9 +16,10 @@ pub fn dynamic_pretrust(
     sigma: f64,
 ) -> Result<Vec<f64>> {
     if !(0.0..=1.0).contains(&sigma) {
-        return Err(Error::param(format!(
-            "--sigma must be in [0, 1], got {sigma}"
-        )));
+        return Err(Error::param_value(
+            params::SIGMA,
+            format!("must be in [0, 1], got {sigma}"),
+        ));
     }
     let clean = |v: &[f64]| -> Option<Vec<f64>> {
         // Untouched distributions are returned as given, not renormalised, so
@@ -36,7 +37,7 @@ pub fn dynamic_pretrust(
         (total > 0.0).then(|| kept.iter().map(|x| x / total).collect())
     };
     let seed = clean(seed)
-        .ok_or_else(|| Error::param("every pre-trusted agent is slashed: no pre-trust left"))?;
+        .ok_or_else(|| Error::invalid("every pre-trusted agent is slashed: no pre-trust left"))?;
     match stake.and_then(clean) {
         Some(st) => Ok(seed
             .iter()

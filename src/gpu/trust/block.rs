@@ -391,8 +391,8 @@ impl Block {
                     STOP_FLAT_TAIL => StopReason::FlatTail,
                     STOP_MAX_ITER => StopReason::MaxIter,
                     other => {
-                        return Err(Error::Device(format!(
-                            "internal: column {k} stopped with unknown code {other}"
+                        return Err(Error::internal(format!(
+                            "GPU column {k} stopped with unknown code {other}"
                         )))
                     }
                 };

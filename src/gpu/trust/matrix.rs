@@ -4,7 +4,7 @@
 use super::layout::ChunkU;
 use super::plan::{Plan, PlanConfig};
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{DeviceError, GpuContext};
 use crate::trust::{EdgeWeights, TrustMatrix};
 
 /// The matrix's buffers and its partition into blocks and chunks.
@@ -41,21 +41,23 @@ pub(crate) struct ChunkBuffers {
     pub rows: usize,
 }
 
-pub(crate) fn too_big(ctx: &GpuContext, what: &str, bytes: u64) -> Error {
-    Error::Device(format!(
-        "{}: {what} needs {bytes} bytes in one storage binding, above the adapter's limit of {} bytes",
-        ctx.adapter_info().name,
-        ctx.max_binding()
-    ))
+pub(crate) fn too_big(ctx: &GpuContext, what: &'static str, bytes: u64) -> Error {
+    DeviceError::TooBig {
+        adapter: ctx.adapter_info().name.clone(),
+        what,
+        bytes,
+        limit: ctx.max_binding(),
+    }
+    .into()
 }
 
 impl GpuMatrix {
-    /// Plans and uploads `m`; fails with [`Error::Device`] when a per-agent
+    /// Plans and uploads `m`; fails with [`DeviceError::TooBig`] when a per-agent
     /// array cannot fit one storage binding.
     pub fn upload(ctx: &GpuContext, m: &TrustMatrix, cfg: PlanConfig) -> Result<Self> {
         let n = m.n();
         let mb = ctx.max_binding();
-        let need = |what: &str, bytes: usize| {
+        let need = |what: &'static str, bytes: usize| {
             if bytes as u64 > mb {
                 Err(too_big(ctx, what, bytes as u64))
             } else {

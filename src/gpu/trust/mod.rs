@@ -28,7 +28,7 @@ use self::kernels::TrustKernels;
 use self::matrix::GpuMatrix;
 use super::context::scoped;
 use super::GpuContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::trust::engine::{Batch, IterParams, LoadedMatrices, TrustBackend, TrustVector};
 use crate::trust::TrustMatrix;
 
@@ -92,9 +92,7 @@ impl TrustBackend for GpuBackend {
                 .map(|m| GpuMatrix::upload(ctx, m, self.plan))
                 .collect::<Result<Vec<_>>>()
         })?;
-        if let Some(e) = ctx.take_uncaptured() {
-            return Err(Error::Device(e));
-        }
+        ctx.check_uncaptured()?;
         Ok(Box::new(GpuLoaded {
             ctx: Arc::clone(&self.ctx),
             fam,
@@ -127,9 +125,7 @@ impl LoadedMatrices for GpuLoaded<'_> {
         let out = scoped(&ctx.device, || {
             solve::solve_batches(ctx, &self.fam, &self.hosts, &self.mats, batches, params)
         })?;
-        if let Some(e) = ctx.take_uncaptured() {
-            return Err(Error::Device(e));
-        }
+        ctx.check_uncaptured()?;
         Ok(out)
     }
 }

@@ -54,10 +54,10 @@ impl PlanConfig {
                 .ok()
                 .filter(|p| (1..=64).contains(p))
                 .ok_or_else(|| {
-                    crate::error::Error::param(format!(
-                        "{}={v}: expected an integer in 1..=64",
-                        super::PER_LANE_ENV
-                    ))
+                    crate::error::Error::param(
+                        super::PER_LANE_ENV,
+                        format!("{}={v}: expected an integer in 1..=64", super::PER_LANE_ENV),
+                    )
                 })?;
         }
         Ok(plan)

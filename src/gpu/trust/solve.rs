@@ -18,7 +18,8 @@ use super::matrix::GpuMatrix;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::trust::engine::{
-    check_batches, check_columns, normalised_start, Batch, IterParams, StopReason, TrustVector,
+    all_solved, check_batches, check_columns, normalised_start, Batch, IterParams, StopReason,
+    TrustVector,
 };
 use crate::trust::scores::top_ids;
 use crate::trust::TrustMatrix;
@@ -136,15 +137,7 @@ pub(crate) fn solve_batches(
             }
         }
     }
-    out.into_iter()
-        .map(|v| {
-            v.into_iter()
-                .map(|c| {
-                    c.ok_or_else(|| Error::Device("internal: a column was never solved".into()))
-                })
-                .collect()
-        })
-        .collect()
+    all_solved(out)
 }
 
 /// A submitted batch of iterations: its index, the readback slot its states
@@ -225,7 +218,7 @@ fn run_wave(
             active.retain(|b| !done.contains(b));
         }
         if let Some(b) = active.iter().find(|&&b| blocks[b].recorded > limit) {
-            return Err(Error::Device(format!(
+            return Err(Error::internal(format!(
                 "{}: columns still running after {} iterations (max_iter {}); \
                  the device state is inconsistent",
                 ctx.adapter_info().name,
@@ -249,8 +242,7 @@ fn run_wave(
         .zip(bytes)
         .zip(finals)
         .map(|((b, t), st)| {
-            let st =
-                st.ok_or_else(|| Error::Device("internal: block without final state".into()))?;
+            let st = st.ok_or_else(|| Error::internal("a GPU block without final state"))?;
             let t: Vec<f32> = bytemuck::pod_collect_to_vec(&t);
             b.results(&st, &t)
         })
