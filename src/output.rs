@@ -5,14 +5,34 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::parquet_out::write_columns;
 use crate::score::per_topic::{TopicScores, GLOBAL};
 use crate::trust::scores::order;
 use crate::trust::Scores;
 
+/// The last line of defence before a table is published: every score finite
+/// and non-negative, each vector summing to 1 (within the f32 back end's
+/// noise). Earlier checks reject the inputs that could break this, so a
+/// failure here is a bug, reported as one rather than written.
+fn check_vector(name: &str, scores: &[f64]) -> Result<()> {
+    if let Some(x) = scores.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
+        return Err(Error::internal(format!(
+            "vector `{name}` holds the score {x}; nothing was written"
+        )));
+    }
+    let sum: f64 = scores.iter().sum();
+    if !scores.is_empty() && (sum - 1.0).abs() > 1e-4 {
+        return Err(Error::internal(format!(
+            "vector `{name}` sums to {sum}, not 1; nothing was written"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `agent` (utf8), `score` (float64), `rank` (uint32, 1 = best), sorted by rank.
 pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
+    check_vector("scores", &scores.scores)?;
     let order = scores.order();
     let agents: Vec<&str> = order.iter().map(|&i| scores.agents[i].as_str()).collect();
     let vals: Vec<f64> = order.iter().map(|&i| scores.scores[i]).collect();
@@ -37,6 +57,9 @@ pub fn write_long(
     agents_names: &[String],
     groups: &[(&str, &[f64])],
 ) -> Result<()> {
+    for (name, scores) in groups {
+        check_vector(name, scores)?;
+    }
     let (mut agents, mut keys, mut vals, mut ranks) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (name, scores) in groups {

@@ -98,6 +98,18 @@ impl GraphBuilder {
                 e += 1;
             }
             let layer = &mut layers[first.layer as usize];
+            if !(s.is_finite() && v.is_finite()) {
+                // Each contribution is finite (weights are checked on read),
+                // but their sum can overflow; a non-finite trust would turn
+                // every score into NaN.
+                return Err(Error::invalid(format!(
+                    "layer `{}`: the interactions from `{}` to `{}` add up to trust {s:e} and \
+                     volume {v:e}, beyond what a 64-bit float holds (~1.8e308); scale the weights down",
+                    layer.name,
+                    self.agents.name(first.src),
+                    self.agents.name(first.dst)
+                )));
+            }
             if layer.col.len() >= u32::MAX as usize {
                 return Err(Error::invalid(format!(
                     "layer `{}` has more than {} distinct (src, dst) pairs",
@@ -154,6 +166,20 @@ mod tests {
         let y = &g.layers[1];
         assert_eq!(y.col, vec![1]);
         assert_eq!(y.trust, vec![0.25]);
+    }
+
+    #[test]
+    fn overflowing_sums_are_errors_naming_the_pair() {
+        let agents = AgentIndex::from_names(["a", "b"]);
+        let mut b = GraphBuilder::new(agents, vec!["pay".into()]);
+        b.push(0, 0, 1, 1e308, 1e308);
+        b.push(0, 0, 1, 1e308, 1e308);
+        let e = b.build().unwrap_err().to_string();
+        assert!(
+            e.contains("layer `pay`: the interactions from `a` to `b`"),
+            "{e}"
+        );
+        assert!(e.contains("inf"), "{e}");
     }
 
     #[test]

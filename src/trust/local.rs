@@ -131,6 +131,17 @@ pub fn build_matrices(
                     neg -= s;
                 }
             }
+            if !(pos.is_finite() && neg.is_finite()) {
+                // Finite pair sums can still overflow across a row; dividing by
+                // an infinite total would silently zero the rater's trust.
+                return Err(Error::invalid(format!(
+                    "layer `{}`: the trust `{}` gives its ratees adds up to {:e}, beyond what a \
+                     64-bit float holds (~1.8e308); scale the weights down",
+                    layer.name,
+                    g.agents.name(i as u32),
+                    if pos.is_finite() { -neg } else { pos }
+                )));
+            }
             if neg > 0.0 {
                 for (j, s, _) in layer.row(i) {
                     if s < 0.0 {
@@ -205,6 +216,17 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn a_row_whose_total_overflows_is_an_error_naming_the_rater() {
+        // Each pair is finite; the row's total is not, which would divide
+        // every edge of `b` down to zero.
+        let g = graph(&[(0, 1, 0, 1e308, 1e308), (0, 1, 2, 1e308, 1e308)], &["x"]);
+        let e = build_matrices(&g, &LocalTrustConfig::uniform(&g)).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("layer `x`: the trust `b` gives"), "{e}");
+        assert!(e.contains("inf"), "{e}");
     }
 
     #[test]
