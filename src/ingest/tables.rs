@@ -283,7 +283,13 @@ fn similarity(path: &Path, topics: &[String]) -> Result<Vec<Vec<f64>>> {
                 ),
             ));
         }
-        col_of.insert(name.to_string(), c);
+        if col_of.insert(name.to_string(), c).is_some() {
+            // A repeated column leaves another topic's column unset (NaN).
+            return Err(line_err(
+                hl + 1,
+                format!("column topic `{name}` appears twice"),
+            ));
+        }
     }
     let mut w = vec![vec![f64::NAN; topics.len()]; topics.len()];
     let mut seen = vec![false; topics.len()];
@@ -299,6 +305,12 @@ fn similarity(path: &Path, topics: &[String]) -> Result<Vec<Vec<f64>>> {
                 ),
             )
         })?;
+        if seen[k] {
+            return Err(line_err(
+                ln + 1,
+                format!("row topic `{}` appears twice", cells[0]),
+            ));
+        }
         if cells.len() != cols.len() + 1 {
             return Err(line_err(
                 ln + 1,
@@ -390,5 +402,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`c`"));
+        // Repeated topics would leave a cell unset (NaN scores downstream).
+        std::fs::write(&m, "topic,a,a\na,1,1\nb,1,1\n").unwrap();
+        let e = read_similarity(&m, &topics).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1") && e.contains("`a` appears twice"),
+            "{e}"
+        );
+        std::fs::write(&m, "topic,a,b\na,1,1\na,1,1\n").unwrap();
+        let e = read_similarity(&m, &topics).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("`a` appears twice"),
+            "{e}"
+        );
     }
 }
