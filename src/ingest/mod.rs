@@ -16,8 +16,9 @@ pub mod time;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -266,16 +267,13 @@ impl LogTable {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let excluded = if opts.exclude_raters.is_empty() {
-            "FALSE".to_string()
-        } else {
-            opts.exclude_raters
-                .iter()
-                .map(|(a, l)| format!("(src = {} AND layer = {})", sql_string(a), sql_string(l)))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        };
         let decay = match (opts.half_life_s, self.latest_ts_ms) {
+            (Some(h), _) if !(h > 0.0 && h <= time::MAX_DURATION_S) => {
+                return Err(Error::invalid(format!(
+                    "half-life of {h:e} s: expected a positive number of seconds up to {:e}",
+                    time::MAX_DURATION_S
+                )));
+            }
             (Some(h), Some(now)) => {
                 format!("power(2.0, CAST(ts - {now} AS DOUBLE) / {:e})", h * 1000.0)
             }
@@ -287,8 +285,7 @@ impl LogTable {
                 "SELECT
                    sum(CASE WHEN src = dst THEN 1 ELSE 0 END),
                    sum(CASE WHEN src <> dst AND NOT ({window}) THEN 1 ELSE 0 END),
-                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END),
-                   sum(CASE WHEN src <> dst AND ({window}) AND {layer_in} AND ({excluded}) THEN 1 ELSE 0 END)
+                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END)
                  FROM log"
             ))
             .await?
@@ -303,11 +300,11 @@ impl LogTable {
                 a.value(0) as u64
             }
         };
-        let drops = DropCounts {
+        let mut drops = DropCounts {
             self_rating: get(0),
             outside_window: get(1),
             layer_not_selected: get(2),
-            slashed_rater: get(3),
+            slashed_rater: 0,
         };
 
         let df = ctx
@@ -316,13 +313,33 @@ impl LogTable {
                         weight * outcome * {decay} AS trust,
                         weight * {decay} AS volume
                  FROM log
-                 WHERE src <> dst AND ({window}) AND {layer_in} AND NOT ({excluded})"
+                 WHERE src <> dst AND ({window}) AND {layer_in}"
             ))
             .await?;
         let mut stream = df.execute_stream().await?;
+        // Slashed raters are a set lookup per row here rather than one SQL
+        // term per proof, which would grow the plan (and the planner's stack)
+        // with the number of proofs.
+        let excluded: FxHashSet<(&str, &str)> = opts
+            .exclude_raters
+            .iter()
+            .map(|(a, l)| (a.as_str(), l.as_str()))
+            .collect();
         let mut out = Vec::new();
         while let Some(b) = stream.next().await {
-            out.push(b?);
+            let b = b?;
+            if excluded.is_empty() {
+                out.push(b);
+                continue;
+            }
+            let utf8 = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
+            let (src, layer) = (utf8(0)?, utf8(2)?);
+            let (src, layer) = (src.as_string::<i32>(), layer.as_string::<i32>());
+            let keep: BooleanArray = (0..b.num_rows())
+                .map(|i| Some(!excluded.contains(&(src.value(i), layer.value(i)))))
+                .collect();
+            drops.slashed_rater += (b.num_rows() - keep.true_count()) as u64;
+            out.push(filter_record_batch(&b, &keep)?);
         }
         Ok((out, drops))
     }

@@ -129,14 +129,28 @@ fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordB
 
     let ts_raw = col("ts")?;
     let ts: ArrayRef = match ts_raw.data_type() {
-        DataType::Int64 => ts_raw,
+        DataType::Int64 => Arc::clone(&ts_raw),
         _ => cast(
             &cast(&ts_raw, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
             &DataType::Int64,
         )?,
     };
     if let Some(i) = first_null(ts.as_ref()) {
-        return Err(bad("ts", i, "null timestamp".into()));
+        if ts_raw.is_null(i) {
+            return Err(bad("ts", i, "null timestamp".into()));
+        }
+        // The cast to milliseconds gives null where the value overflows.
+        let raw =
+            arrow::util::display::array_value_to_string(&ts_raw, i).unwrap_or_else(|_| "?".into());
+        return Err(bad(
+            "ts",
+            i,
+            format!(
+                "timestamp {raw} ({}) is outside the range of epoch milliseconds in 64 bits \
+                 (about ±292 million years)",
+                ts_raw.data_type()
+            ),
+        ));
     }
 
     let mut strings = Vec::new();

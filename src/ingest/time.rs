@@ -6,9 +6,12 @@ use crate::error::{Error, Result};
 /// number of seconds.
 pub fn parse_duration_s(s: &str) -> Result<f64> {
     let s = s.trim();
-    let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+    // The unit is the trailing run of letters, so the number may be written
+    // in scientific notation (`1e3s`).
+    let split = s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len();
+    let (num, unit) = match &s[split..] {
+        "" => (s, "s"),
+        unit => (&s[..split], unit),
     };
     let mult = match unit {
         "s" => 1.0,
@@ -22,8 +25,17 @@ pub fn parse_duration_s(s: &str) -> Result<f64> {
     if !(v > 0.0 && v.is_finite()) {
         return Err(bad_duration(s));
     }
-    Ok(v * mult)
+    let secs = v * mult;
+    if !(secs * 1e3).is_finite() {
+        return Err(Error::invalid(format!(
+            "duration `{s}` is too long: at most {MAX_DURATION_S:e} seconds"
+        )));
+    }
+    Ok(secs)
 }
+
+/// Longest duration accepted: its milliseconds must still be a finite f64.
+pub const MAX_DURATION_S: f64 = f64::MAX / 1e3;
 
 fn bad_duration(s: &str) -> Error {
     Error::invalid(format!(
@@ -52,6 +64,12 @@ mod tests {
         assert_eq!(parse_duration_s("90").unwrap(), 90.0);
         for bad in ["", "7x", "-1d", "d", "nan"] {
             assert!(parse_duration_s(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration_s("1e3s").unwrap(), 1000.0);
+        assert_eq!(parse_duration_s("2e1").unwrap(), 20.0);
+        for long in ["1e306d", "1e306"] {
+            let e = parse_duration_s(long).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{long}` is too long")), "{e}");
         }
     }
 
