@@ -15,7 +15,7 @@ use super::block::{block_bytes, block_shape, Block};
 use super::kernels::{Lanes, TrustKernels};
 use super::layout::{ColStateU, STOP_FLAT_TAIL};
 use super::matrix::GpuMatrix;
-use crate::error::{Error, Result};
+use crate::error::{params, Error, Result};
 use crate::gpu::GpuContext;
 use crate::trust::engine::{
     all_solved, check_batches, check_columns, normalised_start, Batch, IterParams, StopReason,
@@ -48,6 +48,7 @@ pub(crate) fn solve_batches(
     params: &IterParams,
 ) -> Result<Vec<Vec<TrustVector>>> {
     params.validate()?;
+    check_f32_alpha(params.alpha)?;
     check_batches(hosts.len(), batches)?;
     let mut starts = Vec::with_capacity(batches.len());
     for b in batches {
@@ -138,6 +139,24 @@ pub(crate) fn solve_batches(
         }
     }
     all_solved(out)
+}
+
+/// The device iterates with keep = f32(1 - a) and alpha = 1 - keep (so that
+/// they sum to exactly 1); for a tiny a that alpha is far from a, or 0, and
+/// every bound computed with a would be wrong. Such an a needs the f64 CPU.
+fn check_f32_alpha(alpha: f64) -> Result<()> {
+    let keep = (1.0 - alpha) as f32;
+    let used = f64::from(1.0 - keep);
+    if (used - alpha).abs() > 1e-3 * alpha {
+        return Err(Error::param(
+            params::ALPHA,
+            format!(
+                "{alpha:e} is too small for the GPU's f32 arithmetic, which would use {used:e}; \
+                 use the CPU back end"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A submitted batch of iterations: its index, the readback slot its states
@@ -306,4 +325,21 @@ fn check(
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alphas_f32_cannot_hold_are_rejected() {
+        check_f32_alpha(0.15).unwrap();
+        check_f32_alpha(1.0).unwrap();
+        check_f32_alpha(1e-3).unwrap();
+        for tiny in [1e-9, 3e-8, 1e-6] {
+            let e = check_f32_alpha(tiny).unwrap_err();
+            assert_eq!(e.as_param().map(|p| p.name), Some(params::ALPHA), "{e}");
+            assert!(e.to_string().contains("CPU back end"), "{e}");
+        }
+    }
 }
