@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float32Array, Float64Array, Int64Array, StringArray};
+use arrow::array::{
+    ArrayRef, Float32Array, Float64Array, Int64Array, StringArray, TimestampSecondArray,
+};
 
 use crate::common::*;
 use crate::util::Trustmesh;
@@ -213,6 +215,74 @@ fn bad_values_name_file_column_and_row() {
         vec![1.0; 3],
         vec![Some("a"), None, Some("c")],
         &["row 2", "`src`", "null agent id"],
+    );
+}
+
+/// Inputs that once ran to exit 0 with NaN or silently wrong scores.
+#[test]
+fn overflowing_sums_and_out_of_range_times_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    // Two finite weights of 1e308 for one pair overflow their sum.
+    let pair = dir.path().join("pair.parquet");
+    write_log(
+        &pair,
+        &[
+            row(0, "a", "b", "pay", 1.0, 1e308),
+            row(1, "a", "b", "pay", 1.0, 1e308),
+            row(2, "b", "a", "pay", 1.0, 1.0),
+        ],
+    );
+    fails_with(
+        trustmesh!["score", "--log", &pair, "--out", &out],
+        &["layer `pay`", "from `a` to `b`", "inf"],
+    );
+    // Finite pairs whose row total overflows would zero the rater's trust.
+    let spread = dir.path().join("spread.parquet");
+    write_log(
+        &spread,
+        &[
+            row(0, "a", "b", "pay", 1.0, 1e308),
+            row(1, "a", "c", "pay", 1.0, 1e308),
+            row(2, "b", "a", "pay", 1.0, 1.0),
+        ],
+    );
+    fails_with(
+        trustmesh!["score", "--log", &spread, "--out", &out],
+        &["layer `pay`", "the trust `a` gives", "inf"],
+    );
+    assert!(!out.exists(), "no output on error");
+    // A half-life whose milliseconds overflow.
+    fails_with(
+        trustmesh![
+            "score",
+            "--log",
+            &spread,
+            "--out",
+            &out,
+            "--half-life",
+            "1e306d"
+        ],
+        &["`1e306d` is too long"],
+    );
+    // Seconds that overflow when converted to milliseconds.
+    let far = dir.path().join("far.parquet");
+    write_columns(
+        &far,
+        vec![
+            (
+                "ts",
+                Arc::new(TimestampSecondArray::from(vec![0, i64::MAX / 10])),
+            ),
+            ("src", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ("dst", Arc::new(StringArray::from(vec!["b", "a"]))),
+            ("layer", Arc::new(StringArray::from(vec!["l", "l"]))),
+            ("outcome", Arc::new(Float64Array::from(vec![1.0, 1.0]))),
+        ],
+    );
+    fails_with(
+        trustmesh!["score", "--log", &far, "--out", &out],
+        &["far.parquet", "row 2", "`ts`", "outside the range"],
     );
 }
 

@@ -137,6 +137,28 @@ fn slashing_removes_pretrust_stake_and_feedback() {
     assert!(get(&after, "h0", "data") < get(&before, "h0", "data"));
 }
 
+/// Each proof once became one SQL term, and tens of thousands risked the
+/// planner's stack; 100,000 proofs must cost no more than a set lookup.
+#[test]
+fn a_hundred_thousand_fraud_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("l.parquet");
+    attacker_log(&log);
+    let one = dir.path().join("one.csv");
+    std::fs::write(&one, "agent,topic,evidence\nm,data,tx-0\n").unwrap();
+    let many = dir.path().join("many.csv");
+    let mut text = String::from("agent,topic,evidence\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("m,data,tx-{i}\n"));
+    }
+    std::fs::write(&many, text).unwrap();
+    let (a, ra) = per_topic_with(dir.path(), &log, |c| c.arg("--fraud-proofs").arg(&one));
+    let (b, rb) = per_topic_with(dir.path(), &log, |c| c.arg("--fraud-proofs").arg(&many));
+    assert_eq!(a, b, "repeated proofs of one fraud slash once");
+    assert_eq!(rb["rows_dropped"]["slashed_rater"], 1);
+    assert_eq!(ra["slashed_agents"], rb["slashed_agents"]);
+}
+
 #[test]
 fn one_topic_equals_plain_score_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
