@@ -12,6 +12,7 @@ pub mod graph;
 pub mod ingest;
 pub mod output;
 pub mod parquet_out;
+pub mod provenance;
 pub mod runtime;
 pub mod score;
 pub mod trust;

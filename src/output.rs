@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, StringArray, UInt32Array};
 
 use crate::error::{Error, Result};
-use crate::parquet_out::write_columns;
+use crate::parquet_out::{columns_batch, write_batch_with_metadata};
+use crate::provenance::METADATA_KEY;
 use crate::score::per_topic::{TopicScores, GLOBAL};
 use crate::trust::scores::order;
 use crate::trust::Scores;
@@ -30,21 +31,32 @@ fn check_vector(name: &str, scores: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `agent` (utf8), `score` (float64), `rank` (uint32, 1 = best), sorted by rank.
-pub fn write_scores(path: &Path, scores: &Scores) -> Result<()> {
+/// Named columns to `path`, with the run's provenance JSON in the footer.
+fn write_table(
+    path: &Path,
+    cols: Vec<(&str, arrow::array::ArrayRef)>,
+    provenance: &str,
+) -> Result<()> {
+    let batch = columns_batch(cols, false)?;
+    write_batch_with_metadata(path, &batch, &[(METADATA_KEY, provenance)])
+}
+
+/// Writes `agent` (utf8), `score` (float64), `rank` (uint32, 1 = best), sorted
+/// by rank; `provenance` (see [`crate::provenance`]) goes to the footer.
+pub fn write_scores(path: &Path, scores: &Scores, provenance: &str) -> Result<()> {
     check_vector("scores", &scores.scores)?;
     let order = scores.order();
     let agents: Vec<&str> = order.iter().map(|&i| scores.agents[i].as_str()).collect();
     let vals: Vec<f64> = order.iter().map(|&i| scores.scores[i]).collect();
     let ranks: Vec<u32> = (1..=order.len() as u32).collect();
-    write_columns(
+    write_table(
         path,
         vec![
             ("agent", Arc::new(StringArray::from(agents))),
             ("score", Arc::new(Float64Array::from(vals))),
             ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
-        false,
+        provenance,
     )
 }
 
@@ -56,6 +68,7 @@ pub fn write_long(
     key: &str,
     agents_names: &[String],
     groups: &[(&str, &[f64])],
+    provenance: &str,
 ) -> Result<()> {
     for (name, scores) in groups {
         check_vector(name, scores)?;
@@ -70,7 +83,7 @@ pub fn write_long(
             ranks.push(pos as u32 + 1);
         }
     }
-    write_columns(
+    write_table(
         path,
         vec![
             ("agent", Arc::new(StringArray::from(agents))),
@@ -78,12 +91,12 @@ pub fn write_long(
             ("score", Arc::new(Float64Array::from(vals))),
             ("rank", Arc::new(UInt32Array::from(ranks))),
         ],
-        false,
+        provenance,
     )
 }
 
 /// Long format for `--per-topic`: topic groups, then `global`.
-pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
+pub fn write_topic_scores(path: &Path, t: &TopicScores, provenance: &str) -> Result<()> {
     let groups: Vec<(&str, &[f64])> = t
         .topics
         .iter()
@@ -91,5 +104,5 @@ pub fn write_topic_scores(path: &Path, t: &TopicScores) -> Result<()> {
         .zip(t.scores.iter().map(Vec::as_slice))
         .chain(std::iter::once((GLOBAL, t.global.as_slice())))
         .collect();
-    write_long(path, "topic", &t.agents, &groups)
+    write_long(path, "topic", &t.agents, &groups, provenance)
 }

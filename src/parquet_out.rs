@@ -10,6 +10,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{BoxError, Error, Result};
@@ -28,10 +29,25 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// Creates (or truncates) `path` for batches of `schema`.
     pub fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
+        Self::create_with_metadata(path, schema, &[])
+    }
+
+    /// As [`Self::create`], with key-value pairs in the file's footer
+    /// (provenance, see [`crate::provenance`]).
+    pub fn create_with_metadata(
+        path: &Path,
+        schema: SchemaRef,
+        metadata: &[(&str, &str)],
+    ) -> Result<Self> {
         let file = File::create(path).map_err(|e| write_error(path, e))?;
         let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| write_error(path, e))?;
+        let kv: Vec<KeyValue> = metadata
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
+            .collect();
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
+            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
             .build();
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_error(path, e))?;
@@ -59,7 +75,16 @@ impl ParquetSink {
 
 /// Writes one batch as a whole file.
 pub fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let mut sink = ParquetSink::create(path, batch.schema())?;
+    write_batch_with_metadata(path, batch, &[])
+}
+
+/// Writes one batch as a whole file with key-value metadata in its footer.
+pub fn write_batch_with_metadata(
+    path: &Path,
+    batch: &RecordBatch,
+    metadata: &[(&str, &str)],
+) -> Result<()> {
+    let mut sink = ParquetSink::create_with_metadata(path, batch.schema(), metadata)?;
     sink.write(batch)?;
     sink.close()
 }

@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
 use trustmesh::output::{write_long, write_scores, write_topic_scores};
+use trustmesh::provenance;
 use trustmesh::score::batched::{self, BatchKind};
 use trustmesh::score::per_topic::{self, TopicOptions};
 use trustmesh::score::{self, DistrustMode, RunSummary, ScoreConfig, DEFAULT_BETA, DEFAULT_TAU};
@@ -216,7 +217,8 @@ async fn run_plain(
 ) -> Result<()> {
     let mut out = score::run_async(cfg, backend).await?;
     let r = &mut out.report;
-    r.seconds.write = outputs.write(|p| write_scores(p, &out.scores))?;
+    let meta = provenance::metadata_json(r)?;
+    r.seconds.write = outputs.write(|p| write_scores(p, &out.scores, &meta))?;
     outputs.write_report(r)?;
     println!(
         "{}: {} iterations ({}), residual {:.2e}, error bound {:.2e}",
@@ -243,7 +245,8 @@ async fn run_batched(
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
     let r = &mut out.report;
-    r.seconds.write = outputs.write(|p| write_long(p, kind.key(), &out.agents, &groups))?;
+    let meta = provenance::metadata_json(r)?;
+    r.seconds.write = outputs.write(|p| write_long(p, kind.key(), &out.agents, &groups, &meta))?;
     outputs.write_report(r)?;
     println!(
         "{}: {} vectors in one batched call",
@@ -264,7 +267,8 @@ async fn run_per_topic(
 ) -> Result<()> {
     let mut out = per_topic::run_async(cfg, &opts, backend).await?;
     let r = &mut out.report;
-    r.seconds.write = outputs.write(|p| write_topic_scores(p, &out.scores))?;
+    let meta = provenance::metadata_json(r)?;
+    r.seconds.write = outputs.write(|p| write_topic_scores(p, &out.scores, &meta))?;
     outputs.write_report(r)?;
     println!(
         "{}: {} topics, {} slashed, {} staked",

@@ -48,6 +48,8 @@ pub struct IngestOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IngestStats {
     pub files: usize,
+    /// The log files read, in the order read.
+    pub paths: Vec<PathBuf>,
     pub rows_read: u64,
     pub rows_used: u64,
     pub rows_dropped: DropCounts,
@@ -210,6 +212,7 @@ impl LogTable {
         }
         let stats = IngestStats {
             files: self.files.len(),
+            paths: self.files.clone(),
             rows_read: self.rows,
             rows_used: used,
             rows_dropped: drops,

@@ -28,6 +28,14 @@ pub enum BatchKind {
 }
 
 impl BatchKind {
+    /// The sets file, for `PretrustSets`.
+    pub fn sets_file(&self) -> Option<&std::path::Path> {
+        match self {
+            BatchKind::PretrustSets(p) => Some(p),
+            BatchKind::PerLayer => None,
+        }
+    }
+
     /// Name of the group column in the long output.
     pub fn key(&self) -> &'static str {
         match self {
@@ -131,7 +139,22 @@ pub async fn run_async(
     }
     let iterate = t_iter.elapsed().as_secs_f64();
     let report = BatchReport {
-        run: RunSummary::new(backend, &graph, &local, &stats, &params),
+        run: RunSummary::new(
+            backend,
+            &graph,
+            &local,
+            &stats,
+            &params,
+            {
+                let mut p = cfg.parameters(&params);
+                p["batch"] = serde_json::json!(kind.key());
+                p
+            },
+            &[
+                ("pretrusted", cfg.pretrusted.as_deref()),
+                ("pretrusted_sets", kind.sets_file()),
+            ],
+        )?,
         distrust: cfg.distrust,
         groups: reports,
         seconds: StageSeconds::new(&stats, build, iterate),

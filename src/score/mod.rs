@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::error::{params, Error, Message, Result, ResultExt};
 use crate::graph::MultiGraph;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
+use crate::provenance::{self, InputFile};
 use crate::runtime;
 use crate::trust::{
     build_matrices, distrust, pretrust, topics, Column, IterParams, LocalTrustConfig, ScoredLayer,
@@ -84,10 +85,20 @@ pub struct Report {
     pub seconds: StageSeconds,
 }
 
-/// The part of every report that describes the input and the parameters.
+/// The part of every report that describes the input and the parameters; the
+/// report minus its timings is also the score file's provenance
+/// ([`crate::provenance`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
+    /// The trustmesh version that made the scores.
+    pub version: &'static str,
     pub device: String,
+    /// `f64` (CPU) or `f32` (GPU).
+    pub precision: &'static str,
+    /// Every parameter of the job, as the library names them.
+    pub parameters: serde_json::Value,
+    /// Every input file with its size and SHA-256.
+    pub inputs: Vec<InputFile>,
     pub files: usize,
     pub rows_read: u64,
     pub rows_used: u64,
@@ -100,15 +111,23 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// `side` are the job's input files beside the logs, by role (`None`
+    /// where the option was not given); they are hashed here.
     pub(crate) fn new(
         backend: &dyn TrustBackend,
         graph: &MultiGraph,
         local: &LocalTrustConfig,
         stats: &IngestStats,
         params: &IterParams,
-    ) -> Self {
-        RunSummary {
+        parameters: serde_json::Value,
+        side: &[(&str, Option<&Path>)],
+    ) -> Result<Self> {
+        Ok(RunSummary {
+            version: provenance::VERSION,
             device: backend.name(),
+            precision: backend.precision(),
+            parameters,
+            inputs: provenance::inputs(&stats.paths, side)?,
             files: stats.files,
             rows_read: stats.rows_read,
             rows_used: stats.rows_used,
@@ -122,7 +141,7 @@ impl RunSummary {
                 .collect(),
             alpha: params.alpha,
             epsilon: params.epsilon,
-        }
+        })
     }
 }
 
@@ -176,6 +195,32 @@ pub struct StageSeconds {
 }
 
 impl ScoreConfig {
+    /// Every parameter of the job as the library names them, with the
+    /// iteration parameters actually used (`params`: epsilon resolved).
+    pub fn parameters(&self, params: &IterParams) -> serde_json::Value {
+        let i = &self.ingest;
+        serde_json::json!({
+            "layers": i.layers,
+            "layer_weights": self.layer_weights,
+            "cheap": self.cheap,
+            "costly": self.costly,
+            "beta": self.beta,
+            "tau": self.tau,
+            "since_ms": i.since_ms,
+            "until_ms": i.until_ms,
+            "half_life_s": i.half_life_s,
+            "pretrusted": self.pretrusted.as_ref().map(|p| p.display().to_string()),
+            "alpha": params.alpha,
+            "epsilon": params.epsilon,
+            "max_iter": params.max_iter,
+            "flat_tail": params.flat_tail.map(|f| serde_json::json!({
+                "iterations": f.iterations, "top": f.top
+            })),
+            "distrust": self.distrust,
+            "consistency_gate": self.consistency_gate,
+        })
+    }
+
     /// Iteration parameters, epsilon defaulting to the back end's.
     pub fn iter_params(&self, backend: &dyn TrustBackend) -> Result<IterParams> {
         let params = IterParams {
@@ -346,7 +391,15 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let iterate = t_iter.elapsed().as_secs_f64();
 
     let report = Report {
-        run: RunSummary::new(backend, &graph, &local, &stats, &params),
+        run: RunSummary::new(
+            backend,
+            &graph,
+            &local,
+            &stats,
+            &params,
+            cfg.parameters(&params),
+            &[("pretrusted", cfg.pretrusted.as_deref())],
+        )?,
         iterations: v.iterations,
         residual: v.residual,
         error_bound: v.error_bound(params.alpha),

@@ -282,7 +282,24 @@ pub async fn run_async(
     }
 
     let report = TopicReport {
-        run: RunSummary::new(backend, &graph, &local, &stats, &params),
+        run: RunSummary::new(
+            backend,
+            &graph,
+            &local,
+            &stats,
+            &params,
+            {
+                let mut p = cfg.parameters(&params);
+                p["per_topic"] = serde_json::json!({"sigma": opts.sigma, "rho": opts.rho});
+                p
+            },
+            &[
+                ("pretrusted", cfg.pretrusted.as_deref()),
+                ("stake", opts.stake.as_deref()),
+                ("fraud_proofs", opts.fraud_proofs.as_deref()),
+                ("topic_similarity", opts.similarity.as_deref()),
+            ],
+        )?,
         sigma: opts.sigma,
         rho: opts.rho,
         consistency_gate: cfg.consistency_gate,

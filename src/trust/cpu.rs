@@ -36,6 +36,10 @@ impl TrustBackend for CpuBackend {
         1e-9
     }
 
+    fn precision(&self) -> &'static str {
+        "f64"
+    }
+
     fn load<'m>(&self, matrices: &[&'m TrustMatrix]) -> Result<Box<dyn LoadedMatrices + 'm>> {
         Ok(Box::new(CpuLoaded {
             matrices: matrices.to_vec(),

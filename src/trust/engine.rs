@@ -140,6 +140,10 @@ pub trait TrustBackend {
     /// Default epsilon for this back end's arithmetic (f64 CPU vs f32 GPU).
     fn default_epsilon(&self) -> f64;
 
+    /// The floating-point type the iteration runs in (`f64`, `f32`), for
+    /// reports and provenance.
+    fn precision(&self) -> &'static str;
+
     /// Makes `matrices` ready for repeated solves: a GPU back end uploads each
     /// once and keeps it on the device until the returned set is dropped, so
     /// callers that solve the same matrices again (per-topic passes, a

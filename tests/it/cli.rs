@@ -86,6 +86,35 @@ fn score_writes_ranked_scores_and_report() {
     for stage in ["read", "aggregate", "build", "iterate", "write"] {
         assert!(r["seconds"][stage].as_f64().is_some(), "{stage}");
     }
+
+    // Provenance: in the report and in the scores file's own footer.
+    use sha2::Digest;
+    let sha = format!("{:x}", sha2::Sha256::digest(std::fs::read(&log).unwrap()));
+    assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(r["precision"], "f64");
+    assert_eq!(r["inputs"][0]["role"], "log");
+    assert_eq!(r["inputs"][0]["sha256"], sha.as_str());
+    assert_eq!(r["parameters"]["layer_weights"][0][0], "payment");
+    assert_eq!(r["parameters"]["max_iter"], 200);
+    let footer = parquet_metadata(&out, trustmesh::provenance::METADATA_KEY);
+    let meta: serde_json::Value = serde_json::from_str(&footer).unwrap();
+    assert_eq!(meta["inputs"], r["inputs"]);
+    assert_eq!(meta["parameters"], r["parameters"]);
+    assert_eq!(meta["iterations"], r["iterations"]);
+    assert_eq!(meta["error_bound"], r["error_bound"]);
+    assert!(meta.get("seconds").is_none(), "timings say how long, not how");
+}
+
+/// A key-value entry of a Parquet file's footer.
+fn parquet_metadata(path: &Path, key: &str) -> String {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let kv = r.metadata().file_metadata().key_value_metadata().cloned();
+    kv.into_iter()
+        .flatten()
+        .find(|e| e.key == key)
+        .and_then(|e| e.value)
+        .unwrap_or_else(|| panic!("{}: no `{key}` in the footer", path.display()))
 }
 
 #[test]

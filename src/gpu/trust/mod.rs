@@ -83,6 +83,10 @@ impl TrustBackend for GpuBackend {
         1e-6
     }
 
+    fn precision(&self) -> &'static str {
+        "f32"
+    }
+
     fn load<'m>(&self, matrices: &[&'m TrustMatrix]) -> Result<Box<dyn LoadedMatrices + 'm>> {
         let ctx = &*self.ctx;
         let fam = ctx.family::<TrustKernels>()?;
