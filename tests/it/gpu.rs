@@ -11,6 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use trustmesh::gpu::{list_adapters, GpuBackend, GpuContext};
+use trustmesh::graph::synthetic::{self, SplitMix64, WeightedGraph, Weighting};
 use trustmesh::trust::{
     Column, CpuBackend, EdgeWeights, FlatTail, IterParams, StopReason, TrustBackend, TrustMatrix,
     TrustVector,
@@ -64,78 +65,18 @@ fn gpu_split(bytes: u64) -> Option<GpuBackend> {
 
 const SPLIT_BINDING: u64 = 64 << 10;
 
-/// SplitMix64: a tiny deterministic generator, so graphs are the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// The graphs of synthetic.rs as matrices.
+fn matrix(g: WeightedGraph) -> TrustMatrix {
+    TrustMatrix::try_from(g).unwrap()
 }
 
-/// A power-law graph: out-degrees Pareto(shape 1.5, min_deg..=max_deg), targets
-/// drawn with density ∝ rank^-0.75 (a few agents receive a large share of all
-/// edges, most receive few), a share of agents with no out-edges. With
-/// `per_edge`, weights are random and rows keep only 60–100% of their trust
-/// (the rest is deficit); otherwise c(i,j) = 1/outdeg(i).
 fn power_law(n: usize, min_deg: f64, max_deg: usize, per_edge: bool, seed: u64) -> TrustMatrix {
-    let mut rng = Rng(seed);
-    let mut entries = Vec::new();
-    let mut deficit = vec![0.0; n];
-    let mut targets = Vec::new();
-    for (i, d) in deficit.iter_mut().enumerate() {
-        if rng.unit() < 0.1 {
-            *d = 1.0;
-            continue;
-        }
-        let deg = ((min_deg * (1.0 - rng.unit()).powf(-1.0 / 1.5)) as usize).clamp(1, max_deg);
-        targets.clear();
-        while targets.len() < deg.min(n - 1) {
-            let j = ((rng.unit().powi(4)) * n as f64) as u32;
-            if j as usize != i && !targets.contains(&j) {
-                targets.push(j);
-            }
-        }
-        if per_edge {
-            let w: Vec<f64> = targets.iter().map(|_| 0.05 + rng.unit()).collect();
-            let keep = 0.6 + 0.4 * rng.unit();
-            let s: f64 = w.iter().sum();
-            for (&j, wj) in targets.iter().zip(&w) {
-                entries.push((i as u32, j, keep * wj / s));
-            }
-            *d = 1.0 - keep;
-        } else {
-            for &j in &targets {
-                entries.push((i as u32, j, 1.0 / targets.len() as f64));
-            }
-        }
-    }
-    TrustMatrix::from_entries(n, entries, deficit).unwrap()
-}
-
-/// A star: every other agent trusts agent 0 fully; agent 0 trusts nobody.
-fn star(n: usize) -> TrustMatrix {
-    hubs(n, 1)
-}
-
-/// `h` hubs (agents 0..h, trusting nobody) each trusted by every other agent
-/// with weight 1/h: h rows of n - h entries each.
-fn hubs(n: usize, h: u32) -> TrustMatrix {
-    let entries = (h..n as u32)
-        .flat_map(|i| (0..h).map(move |j| (i, j, 1.0 / h as f64)))
-        .collect();
-    let mut deficit = vec![0.0; n];
-    deficit[..h as usize].fill(1.0);
-    TrustMatrix::from_entries(n, entries, deficit).unwrap()
+    let w = if per_edge {
+        Weighting::Random
+    } else {
+        Weighting::Uniform
+    };
+    matrix(synthetic::power_law_trust(n, min_deg, max_deg, w, seed))
 }
 
 fn uniform(n: usize) -> Vec<f64> {
@@ -144,7 +85,7 @@ fn uniform(n: usize) -> Vec<f64> {
 
 /// K pre-trust vectors: uniform, then personalised ones (a few observers each).
 fn pretrusts(n: usize, k: usize, seed: u64) -> Vec<Column> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..k)
         .map(|c| {
             if c == 0 {
@@ -153,7 +94,7 @@ fn pretrusts(n: usize, k: usize, seed: u64) -> Vec<Column> {
             let mut p = vec![0.0; n];
             let m = 1 + c % 5;
             for _ in 0..m {
-                p[(rng.next() % n as u64) as usize] += 1.0 / m as f64;
+                p[(rng.next_u64() % n as u64) as usize] += 1.0 / m as f64;
             }
             Column::new(p)
         })
@@ -342,7 +283,7 @@ fn gpu_agents_without_edges_and_one_agent() {
 #[test]
 fn gpu_star_with_100k_entry_row() {
     let Some(g) = gpu() else { return };
-    let m = star(100_001);
+    let m = matrix(synthetic::star(100_001));
     assert_eq!(m.ptr()[1], 100_000);
     let mut cols = pretrusts(m.n(), 5, 11);
     compare("star K=5", &g, &m, &cols);
@@ -413,7 +354,7 @@ fn gpu_split_matrix_gives_the_same_answer() {
         }
     }
     // Long rows that span chunks; the per-agent arrays still fit the binding.
-    let m = hubs(5_001, 4);
+    let m = matrix(synthetic::hubs(5_001, 4));
     assert!(m.nnz() as u64 * 4 > SPLIT_BINDING);
     compare("split hubs K=1", &split, &m, &pretrusts(m.n(), 1, 4));
     compare("split hubs K=3", &split, &m, &pretrusts(m.n(), 3, 4));
@@ -531,24 +472,15 @@ fn gpu_row_kernels_agree_bit_for_bit() {
         .map(|i| [3, 100, 40, 9, 17, 200, 0, 300][i % 8])
         .collect();
     for lens in [vec![40; n], vec![9; n], vec![200; n], vec![100; n], mixed] {
-        let mut entries = Vec::new();
+        let mut edges = Vec::new();
         for (j, &len) in lens.iter().enumerate() {
             for k in 0..len as usize {
-                entries.push((((j * 31 + k * 7 + 1) % n) as u32, j as u32));
+                edges.push((((j * 31 + k * 7 + 1) % n) as u32, j as u32));
             }
         }
-        entries.sort_unstable();
-        entries.dedup();
-        let mut outdeg = vec![0u32; n];
-        for &(s, _) in &entries {
-            outdeg[s as usize] += 1;
-        }
-        let weighted = entries
-            .iter()
-            .map(|&(s, d)| (s, d, 1.0 / outdeg[s as usize] as f64))
-            .collect();
-        let deficit = outdeg.iter().map(|&d| f64::from(d == 0)).collect();
-        let m = TrustMatrix::from_entries(n, weighted, deficit).unwrap();
+        edges.sort_unstable();
+        edges.dedup();
+        let m = matrix(synthetic::row_normalised(n, &edges));
         let cols = pretrusts(n, 3, 21);
         let params = IterParams {
             epsilon: 1e-12,
@@ -566,7 +498,7 @@ fn gpu_row_kernels_agree_bit_for_bit() {
 #[test]
 fn gpu_rejects_bad_columns() {
     let Some(g) = gpu() else { return };
-    let m = star(10);
+    let m = matrix(synthetic::star(10));
     let err = g
         .solve(&m, &[Column::new(vec![0.5; 3])], &gpu_params())
         .unwrap_err();
