@@ -3,7 +3,8 @@
 
 use trustmesh::graph::synthetic;
 use trustmesh::trust::{
-    Column, CpuBackend, EdgeWeights, FlatTail, IterParams, StopReason, TrustBackend, TrustMatrix,
+    Batch, Column, CpuBackend, EdgeWeights, FlatTail, IterParams, Problem, StopReason,
+    TrustBackend, TrustMatrix,
 };
 
 use super::check::{all_dangling, l1, matrix, power_law, pretrusts, reference, uniform};
@@ -195,7 +196,8 @@ pub fn max_iter_caps_at_the_cpu_iterate(s: &Subject) {
     }
 }
 
-/// A column that converges at once does not wait for the others.
+/// A column that converges at once does not wait for the others, and each
+/// column's result is the one from a solve alone.
 pub fn columns_stop_on_their_own(s: &Subject) {
     let (m, cols) = stopping_fixture();
     let warm = started_at_the_answer(s, &m, &cols);
@@ -203,6 +205,10 @@ pub fn columns_stop_on_their_own(s: &Subject) {
     let v = s.backend.solve(&m, &mixed, &s.params()).unwrap();
     assert_eq!(v[0].iterations, 1);
     assert!(v[1].iterations > 10);
+    for (c, b) in mixed.iter().zip(&v) {
+        let alone = s.backend.solve(&m, std::slice::from_ref(c), &s.params());
+        assert_eq!(&alone.unwrap()[0], b);
+    }
 }
 
 /// Flat tail: stops early, at most the budget's lag after the CPU.
@@ -291,4 +297,56 @@ pub fn bad_columns_rejected_with_their_messages(s: &Subject) {
     };
     let err = s.backend.solve(&m, &[bad], &s.params()).unwrap_err();
     assert!(err.to_string().contains("warm start"), "{err}");
+}
+
+/// Several systems in one call: each result as its own solve, bit for bit.
+pub fn solve_many_equals_separate_solves(s: &Subject) {
+    let a = power_law(2_000, 2.0, 500, false, 48);
+    let b = power_law(3_000, 2.0, 500, true, 49);
+    let c = with_isolated_agents();
+    let (ca, cb, cc) = (
+        pretrusts(2_000, 3, 1),
+        pretrusts(3_000, 1, 2),
+        pretrusts(5, 2, 3),
+    );
+    let problem = |matrix, columns| Problem { matrix, columns };
+    // The last problem has no columns.
+    let problems = [
+        problem(&a, &ca),
+        problem(&b, &cb),
+        problem(&c, &cc),
+        problem(&a, &[]),
+    ];
+    let p = s.params();
+    let many = s.backend.solve_many(&problems, &p).unwrap();
+    assert_eq!(many.len(), problems.len());
+    for (k, (got, pr)) in many.iter().zip(&problems).enumerate() {
+        let alone = s.backend.solve(pr.matrix, pr.columns, &p).unwrap();
+        assert_eq!(got, &alone, "problem {k}");
+    }
+    assert_ne!(many[0][0].iterations, many[1][0].iterations);
+}
+
+/// Matrices loaded once and solved twice, in any batch order (a matrix more
+/// than once): each time as `solve` gives; a batch naming a matrix outside
+/// the set is rejected.
+pub fn loaded_matrices_solve_again_as_solve_does(s: &Subject) {
+    let a = power_law(2_000, 2.0, 500, true, 50);
+    let b = matrix(synthetic::hubs(1_000, 3));
+    let (ca, cb) = (pretrusts(2_000, 4, 5), pretrusts(1_000, 2, 6));
+    let p = s.params();
+    let set = s.backend.load(&[&a, &b]).unwrap();
+    assert_eq!(set.len(), 2);
+    let batch = |matrix, columns| Batch { matrix, columns };
+    let batches = [batch(1, &cb[..]), batch(0, &ca), batch(1, &cb[1..])];
+    let first = set.solve_many(&batches, &p).unwrap();
+    assert_eq!(first, set.solve_many(&batches, &p).unwrap(), "second solve");
+    let alone = [
+        s.backend.solve(&b, &cb, &p).unwrap(),
+        s.backend.solve(&a, &ca, &p).unwrap(),
+        s.backend.solve(&b, &cb[1..], &p).unwrap(),
+    ];
+    assert_eq!(first, alone);
+    let err = set.solve_many(&[batch(2, &ca)], &p).unwrap_err();
+    assert!(err.to_string().contains("matrix 2 of a set of 2"), "{err}");
 }

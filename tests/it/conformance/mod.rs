@@ -7,7 +7,7 @@
 //! and per-edge weights, matrices split into chunks, K = 1 and K = 33
 //! columns) and the contract of `engine.rs` (warm starts, damping, the three
 //! stopping rules, columns stopping on their own, batch = single bit for bit,
-//! rejected inputs).
+//! rejected inputs, `solve_many` and `load`).
 //!
 //! **Adding a back end** is one line in [`backends`]: a [`Subject`] with its
 //! name, the back end, its budget and, where it can split a matrix into
@@ -139,4 +139,6 @@ conformance![
     batch_equals_single_bit_for_bit,
     every_row_length_batch_equals_single_bit_for_bit,
     bad_columns_rejected_with_their_messages,
+    solve_many_equals_separate_solves,
+    loaded_matrices_solve_again_as_solve_does,
 ];
