@@ -14,7 +14,8 @@
 //! chunks, that variant. Every case then runs against it.
 //!
 //! A case is a function of `cases.rs` taking the [`Subject`]; listing it in
-//! `conformance!` below makes it a test that runs it on every back end.
+//! `conformance!` below makes it a test that runs it on every back end (a
+//! case left out of the list is dead code, which clippy rejects).
 //! `check.rs` holds the comparison with the reference and the fixtures.
 
 mod cases;
