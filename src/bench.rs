@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{params, Error, Result};
-use crate::graph::synthetic::power_law_edges;
+use crate::graph::synthetic::{power_law_edges, row_normalised};
 use crate::score::{self, ScoreConfig};
 use crate::trust::{
     build_matrices, pretrust, Batch, Column, EdgeWeights, IterParams, TrustBackend, TrustMatrix,
@@ -63,19 +63,7 @@ pub fn load_matrix(g: &BenchGraph) -> Result<TrustMatrix> {
                 ));
             }
             let edges = power_law_edges(*n, *m, *seed);
-            let mut outdeg = vec![0u32; *n as usize];
-            for &(s, _) in &edges {
-                outdeg[s as usize] += 1;
-            }
-            let entries = edges
-                .iter()
-                .map(|&(s, d)| (s, d, 1.0 / outdeg[s as usize] as f64))
-                .collect();
-            let deficit = outdeg
-                .iter()
-                .map(|&d| if d == 0 { 1.0 } else { 0.0 })
-                .collect();
-            TrustMatrix::from_entries(*n as usize, entries, deficit)
+            TrustMatrix::try_from(row_normalised(*n as usize, &edges))
         }
     }
 }

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::graph::synthetic::WeightedGraph;
 
 /// Edge weights of a [`TrustMatrix`].
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,15 @@ pub struct TrustMatrix {
     src: Vec<u32>,
     weights: EdgeWeights,
     deficit: Vec<f64>,
+}
+
+/// A synthetic graph's matrix, as [`TrustMatrix::from_entries`] builds it.
+impl TryFrom<WeightedGraph> for TrustMatrix {
+    type Error = Error;
+
+    fn try_from(g: WeightedGraph) -> Result<Self> {
+        Self::from_entries(g.n, g.entries, g.deficit)
+    }
 }
 
 impl TrustMatrix {

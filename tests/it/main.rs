@@ -4,6 +4,7 @@
 mod batched;
 mod cli;
 mod common;
+mod conformance;
 mod determinism;
 mod gpu;
 mod reference;
