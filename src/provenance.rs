@@ -95,7 +95,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.parquet");
         std::fs::write(&a, b"abc").unwrap();
-        let got = inputs(&[a.clone()], &[("stake", None)]).unwrap();
+        let got = inputs(std::slice::from_ref(&a), &[("stake", None)]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].role.as_str(), got[0].bytes), ("log", 3));
         // FIPS 180-2's test vector for "abc".

@@ -102,7 +102,10 @@ fn score_writes_ranked_scores_and_report() {
     assert_eq!(meta["parameters"], r["parameters"]);
     assert_eq!(meta["iterations"], r["iterations"]);
     assert_eq!(meta["error_bound"], r["error_bound"]);
-    assert!(meta.get("seconds").is_none(), "timings say how long, not how");
+    assert!(
+        meta.get("seconds").is_none(),
+        "timings say how long, not how"
+    );
 }
 
 /// A key-value entry of a Parquet file's footer.
