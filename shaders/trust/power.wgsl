@@ -43,10 +43,10 @@ override SCALED: bool = true;
 @group(0) @binding(6) var<storage, read_write> x_next: array<V>;
 // [0, G) teleport coefficient, [G, 2G) frozen flag (1.0 = stopped or padding).
 @group(0) @binding(7) var<storage, read_write> colv: array<V>;
-// Partials, 4 per (item, group): residual (s, c), then mass (s, c).
-@group(0) @binding(8) var<storage, read_write> part0: array<V>;
-@group(0) @binding(9) var<storage, read_write> part1: array<V>;
-@group(0) @binding(10) var<storage, read_write> cols: array<ColState>;
+// Partials, 4 per (item, group): residual (s, c), then mass (s, c); the
+// update's (level 0, n_part0 items) and after them the fold's (level 1).
+@group(0) @binding(8) var<storage, read_write> parts: array<V>;
+@group(0) @binding(9) var<storage, read_write> cols: array<ColState>;
 
 // New value of row `row`, group `g`; returns it with its residual and mass terms.
 struct RowOut {
@@ -70,21 +70,24 @@ fn write_x(row: u32, g: u32, v: V) {
     x_next[vidx(row, g)] = v * rowinfo[row].y;
 }
 
-// Two writers, one per buffer: WGSL cannot pass a storage buffer to a function.
-fn write_part0(item: u32, g: u32, r: Acc, m: Acc) {
-    let base = 4u * vidx(item, g);
-    part0[base] = r.s;
-    part0[base + 1u] = r.c;
-    part0[base + 2u] = m.s;
-    part0[base + 3u] = m.c;
+// First value of partial `item` of group g at reduction level 0 or 1.
+fn part_base(level: u32, item: u32, g: u32) -> u32 {
+    return 4u * (vidx(item, g) + level * params.n_part0 * params.groups);
 }
 
-fn write_part1(item: u32, g: u32, r: Acc, m: Acc) {
-    let base = 4u * vidx(item, g);
-    part1[base] = r.s;
-    part1[base + 1u] = r.c;
-    part1[base + 2u] = m.s;
-    part1[base + 3u] = m.c;
+fn write_part(level: u32, item: u32, g: u32, r: Acc, m: Acc) {
+    let base = part_base(level, item, g);
+    parts[base] = r.s;
+    parts[base + 1u] = r.c;
+    parts[base + 2u] = m.s;
+    parts[base + 3u] = m.c;
+}
+
+// Merges partial `item` of a level into the running residual and mass sums.
+fn merge_part(level: u32, item: u32, g: u32, r: ptr<function, Acc>, m: ptr<function, Acc>) {
+    let base = part_base(level, item, g);
+    *r = acc_merge(*r, Acc(parts[base], parts[base + 1u]));
+    *m = acc_merge(*m, Acc(parts[base + 2u], parts[base + 3u]));
 }
 
 // Invocation (p, g) handles rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS
@@ -112,7 +115,7 @@ fn update(
         r = acc_add(r, o.resid);
         m = acc_add(m, o.mass);
     }
-    write_part0(p, g, r, m);
+    write_part(0u, p, g, r, m);
 }
 
 // One invocation per (FOLD consecutive update partials, group).
@@ -131,11 +134,9 @@ fn fold(
     var m = acc_zero();
     let end = min(params.n_part0, (q + 1u) * FOLD);
     for (var p = q * FOLD; p < end; p++) {
-        let base = 4u * vidx(p, g);
-        r = acc_merge(r, Acc(part0[base], part0[base + 1u]));
-        m = acc_merge(m, Acc(part0[base + 2u], part0[base + 3u]));
+        merge_part(0u, p, g, &r, &m);
     }
-    write_part1(q, g, r, m);
+    write_part(1u, q, g, r, m);
 }
 
 var<workgroup> red_rs: array<V, WG>;
@@ -155,9 +156,7 @@ fn finalize(
     var r = acc_zero();
     var m = acc_zero();
     for (var q = lid; q < params.n_part1; q += WG) {
-        let base = 4u * vidx(q, g);
-        r = acc_merge(r, Acc(part1[base], part1[base + 1u]));
-        m = acc_merge(m, Acc(part1[base + 2u], part1[base + 3u]));
+        merge_part(1u, q, g, &r, &m);
     }
     red_rs[lid] = r.s;
     red_rc[lid] = r.c;

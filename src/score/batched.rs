@@ -139,17 +139,8 @@ pub async fn run_async(
     }
     let iterate = t_iter.elapsed().as_secs_f64();
     let report = BatchReport {
-        run: RunSummary::new(
-            backend,
-            &graph,
-            &local,
-            &stats,
-            &params,
-            {
-                let mut p = cfg.parameters(&params);
-                p["batch"] = serde_json::json!(kind.key());
-                p
-            },
+        run: RunSummary::new(backend, &graph, &local, &stats, &params).with_inputs(
+            cfg.parameters_with(&params, "batch", serde_json::json!(kind.key())),
             &[
                 ("pretrusted", cfg.pretrusted.as_deref()),
                 ("pretrusted_sets", kind.sets_file()),

@@ -99,6 +99,9 @@ pub struct RunSummary {
     pub parameters: serde_json::Value,
     /// Every input file with its size and SHA-256.
     pub inputs: Vec<InputFile>,
+    /// The logs read, hashed into `inputs` by [`Self::with_inputs`].
+    #[serde(skip)]
+    log_paths: Vec<PathBuf>,
     pub files: usize,
     pub rows_read: u64,
     pub rows_used: u64,
@@ -111,23 +114,22 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// `side` are the job's input files beside the logs, by role (`None`
-    /// where the option was not given); they are hashed here.
+    /// The summary of a run; [`Self::with_inputs`] adds its parameters and
+    /// input digests.
     pub(crate) fn new(
         backend: &dyn TrustBackend,
         graph: &MultiGraph,
         local: &LocalTrustConfig,
         stats: &IngestStats,
         params: &IterParams,
-        parameters: serde_json::Value,
-        side: &[(&str, Option<&Path>)],
-    ) -> Result<Self> {
-        Ok(RunSummary {
+    ) -> Self {
+        RunSummary {
             version: provenance::VERSION,
             device: backend.name(),
             precision: backend.precision(),
-            parameters,
-            inputs: provenance::inputs(&stats.paths, side)?,
+            parameters: serde_json::Value::Null,
+            inputs: Vec::new(),
+            log_paths: stats.paths.clone(),
             files: stats.files,
             rows_read: stats.rows_read,
             rows_used: stats.rows_used,
@@ -141,7 +143,20 @@ impl RunSummary {
                 .collect(),
             alpha: params.alpha,
             epsilon: params.epsilon,
-        })
+        }
+    }
+
+    /// Adds every parameter of the job and hashes every input file: the
+    /// logs and `side`, the job's other files by role (`None` where the
+    /// option was not given).
+    pub(crate) fn with_inputs(
+        mut self,
+        parameters: serde_json::Value,
+        side: &[(&str, Option<&Path>)],
+    ) -> Result<Self> {
+        self.inputs = provenance::inputs(&self.log_paths, side)?;
+        self.parameters = parameters;
+        Ok(self)
     }
 }
 
@@ -219,6 +234,18 @@ impl ScoreConfig {
             "distrust": self.distrust,
             "consistency_gate": self.consistency_gate,
         })
+    }
+
+    /// [`Self::parameters`] plus the options of one kind of job under `key`.
+    pub fn parameters_with(
+        &self,
+        params: &IterParams,
+        key: &str,
+        value: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut p = self.parameters(params);
+        p[key] = value;
+        p
     }
 
     /// Iteration parameters, epsilon defaulting to the back end's.
@@ -391,12 +418,7 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let iterate = t_iter.elapsed().as_secs_f64();
 
     let report = Report {
-        run: RunSummary::new(
-            backend,
-            &graph,
-            &local,
-            &stats,
-            &params,
+        run: RunSummary::new(backend, &graph, &local, &stats, &params).with_inputs(
             cfg.parameters(&params),
             &[("pretrusted", cfg.pretrusted.as_deref())],
         )?,

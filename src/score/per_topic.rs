@@ -282,17 +282,12 @@ pub async fn run_async(
     }
 
     let report = TopicReport {
-        run: RunSummary::new(
-            backend,
-            &graph,
-            &local,
-            &stats,
-            &params,
-            {
-                let mut p = cfg.parameters(&params);
-                p["per_topic"] = serde_json::json!({"sigma": opts.sigma, "rho": opts.rho});
-                p
-            },
+        run: RunSummary::new(backend, &graph, &local, &stats, &params).with_inputs(
+            cfg.parameters_with(
+                &params,
+                "per_topic",
+                serde_json::json!({"sigma": opts.sigma, "rho": opts.rho}),
+            ),
             &[
                 ("pretrusted", cfg.pretrusted.as_deref()),
                 ("stake", opts.stake.as_deref()),

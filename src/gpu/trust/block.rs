@@ -68,7 +68,7 @@ pub(crate) fn block_shape(ctx: &GpuContext, m: &GpuMatrix) -> Result<(Lanes, usi
     let fits = |lanes: usize, groups: usize| {
         let v = 4 * lanes * groups;
         let grid = Grid::new(m.n, groups);
-        m.n * v <= limit && nseg * 2 * v <= limit && grid.n_part0 * 4 * v <= limit
+        m.n * v <= limit && nseg * 2 * v <= limit && (grid.n_part0 + grid.n_part1) * 4 * v <= limit
     };
     if let Some(g) = (1..=MAX_BLOCK / 4).rev().find(|&g| fits(4, g)) {
         return Ok((Lanes::Four, 4 * g));
@@ -178,8 +178,8 @@ impl Block {
         let acc = ctx.zeroed("acc", vbytes, st);
         let seg_bytes = (gm.plan.segs.len() * 2 * stride * 4) as u64;
         let seg_part = ctx.zeroed("seg_part", seg_bytes, st);
-        let part0 = ctx.zeroed("part0", (grid.n_part0 * 4 * stride * 4) as u64, st);
-        let part1 = ctx.zeroed("part1", (grid.n_part1 * 4 * stride * 4) as u64, st);
+        let part_bytes = (grid.n_part0 + grid.n_part1) * 4 * stride * 4;
+        let parts = ctx.zeroed("parts", part_bytes as u64, st);
         let colv = ctx.storage_init("colv", bytemuck::cast_slice(&init.colv), cp);
         let cols_init = vec![ColStateU::default(); width];
         let cols = ctx.storage_init("cols", bytemuck::cast_slice(&cols_init), cp);
@@ -243,8 +243,7 @@ impl Block {
                     &t[1 - parity],
                     x.as_ref().map_or(&no_x, |x| &x[1 - parity]),
                     &colv,
-                    &part0,
-                    &part1,
+                    &parts,
                     &cols,
                 ],
             )

@@ -92,18 +92,17 @@ pub(crate) const SPMV_SLOTS: [(u32, Slot); 12] = [
 ];
 
 /// Bindings of shaders/trust/power.wgsl.
-pub(crate) const POWER_SLOTS: [(u32, Slot); 11] = [
-    (0, Slot::Uniform),    // params
-    (1, Slot::Read),       // acc
-    (2, Slot::Read),       // pre
-    (3, Slot::Read),       // rowinfo
-    (4, Slot::Read),       // t_cur
-    (5, Slot::ReadWrite),  // t_next
-    (6, Slot::ReadWrite),  // x_next
-    (7, Slot::ReadWrite),  // colv
-    (8, Slot::ReadWrite),  // part0
-    (9, Slot::ReadWrite),  // part1
-    (10, Slot::ReadWrite), // cols
+pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
+    (0, Slot::Uniform),   // params
+    (1, Slot::Read),      // acc
+    (2, Slot::Read),      // pre
+    (3, Slot::Read),      // rowinfo
+    (4, Slot::Read),      // t_cur
+    (5, Slot::ReadWrite), // t_next
+    (6, Slot::ReadWrite), // x_next
+    (7, Slot::ReadWrite), // colv
+    (8, Slot::ReadWrite), // parts
+    (9, Slot::ReadWrite), // cols
 ];
 
 /// An explicit bind group layout from a slot table. Explicit rather than
