@@ -72,6 +72,13 @@ fn row_lanes_log2(len: u32) -> u32 {
     return min(32u - countLeadingZeros(need - 1u), 5u);
 }
 
+// (item, group) of an invocation in the kernels that map one invocation per
+// (item, column group), the groups of an item side by side: `rows_per_wg`
+// items per workgroup.
+fn item_group(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+    return vec2<u32>(wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp, lid % params.gp);
+}
+
 // True when every lane of group g has stopped (padding lanes count as stopped).
 // `frozen` is the second half of the per-column vector state buffer.
 fn group_done(frozen: V) -> bool {

@@ -99,8 +99,9 @@ fn update(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = lid % params.gp;
-    let p = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    let ig = item_group(wid, nwg, lid);
+    let p = ig.x;
+    let g = ig.y;
     if g >= params.groups || p >= params.n_part0 {
         return;
     }
@@ -125,8 +126,9 @@ fn fold(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = lid % params.gp;
-    let q = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    let ig = item_group(wid, nwg, lid);
+    let q = ig.x;
+    let g = ig.y;
     if g >= params.groups || q >= params.n_part1 {
         return;
     }

@@ -182,8 +182,9 @@ fn spmv_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = lid % params.gp;
-    let row = chunk.row0 + wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    let ig = item_group(wid, nwg, lid);
+    let row = chunk.row0 + ig.x;
+    let g = ig.y;
     if g >= params.groups || row >= chunk.row1 {
         return;
     }
@@ -256,8 +257,9 @@ fn long_finish(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = lid % params.gp;
-    let k = wg_index(wid, nwg) * params.rows_per_wg + lid / params.gp;
+    let ig = item_group(wid, nwg, lid);
+    let k = ig.x;
+    let g = ig.y;
     if g >= params.groups || k >= params.n_long {
         return;
     }
