@@ -8,10 +8,15 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory, ArrowWriterOptions,
+};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 
 use crate::error::{BoxError, Error, Result};
 
@@ -40,15 +45,7 @@ impl ParquetSink {
         metadata: &[(&str, &str)],
     ) -> Result<Self> {
         let file = File::create(path).map_err(|e| write_error(path, e))?;
-        let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| write_error(path, e))?;
-        let kv: Vec<KeyValue> = metadata
-            .iter()
-            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
-            .collect();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-            .build();
+        let props = properties(path, metadata)?.build();
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_error(path, e))?;
         Ok(ParquetSink {
@@ -71,6 +68,140 @@ impl ParquetSink {
             .map(drop)
             .map_err(|e| write_error(&self.path, e))
     }
+}
+
+/// The writer properties every file shares: zstd, and the footer's key-value
+/// pairs.
+fn properties(path: &Path, metadata: &[(&str, &str)]) -> Result<WriterPropertiesBuilder> {
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| write_error(path, e))?;
+    let kv: Vec<KeyValue> = metadata
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
+        .collect();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_key_value_metadata((!kv.is_empty()).then_some(kv)))
+}
+
+/// How a column of a large table is best encoded; the defaults (dictionary,
+/// falling back to plain, min/max statistics) suit short tables and columns
+/// of few distinct values. Measured on a 64 × 325,557-row long table
+/// (docs/benchmarks.md): plain ids and split floats write 2× faster than the
+/// defaults and the file is smaller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnHint {
+    /// Few distinct values (topic, layer or set names): the default
+    /// dictionary.
+    Dictionary,
+    /// Ids that repeat only across row groups (agents in a long table):
+    /// plain strings, which zstd compresses better than it does dictionary
+    /// indices, and no min/max, which says nothing when a row group holds
+    /// every agent.
+    Ids,
+    /// Distinct floats (scores): byte-stream-split, so zstd sees the sign and
+    /// exponent bytes together; no dictionary, which would be built and
+    /// thrown away.
+    Floats,
+    /// Integers that mostly step by a constant (ranks): delta-packed.
+    Delta,
+}
+/// Rows per row group of [`write_row_groups`]: the same as `ArrowWriter`'s
+/// default, so files keep the row-group boundaries they had.
+pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// Writes a table of `row_groups` row groups, row group `i` being `batch(i)`
+/// (every batch of `schema`). Row groups are encoded in parallel and appended
+/// in order, so the file's bytes depend on the batches alone, never on the
+/// thread count; at most two per thread are held encoded at once.
+///
+/// Arrow dictionary columns are written as Parquet strings and the Arrow
+/// schema is left out of the footer: readers see `utf8`, as in every other
+/// file trustmesh writes, while the caller is spared a copy of every string.
+pub fn write_row_groups(
+    path: &Path,
+    schema: SchemaRef,
+    hints: &[(&str, ColumnHint)],
+    metadata: &[(&str, &str)],
+    row_groups: usize,
+    batch: impl Fn(usize) -> Result<RecordBatch> + Sync,
+) -> Result<()> {
+    let mut props = properties(path, metadata)?;
+    for (name, hint) in hints {
+        let col = ColumnPath::from(*name);
+        props = match hint {
+            ColumnHint::Dictionary => props,
+            ColumnHint::Ids => props
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_statistics_enabled(col, EnabledStatistics::None),
+            ColumnHint::Floats => props
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT),
+            ColumnHint::Delta => props
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED),
+        };
+    }
+    let options = ArrowWriterOptions::new()
+        .with_properties(props.build())
+        .with_skip_arrow_metadata(true);
+    let file = File::create(path).map_err(|e| write_error(path, e))?;
+    let (mut file_writer, factory) =
+        ArrowWriter::try_new_with_options(file, Arc::clone(&schema), options)
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(|e| write_error(path, e))?;
+    let wave = 2 * rayon::current_num_threads().max(1);
+    for start in (0..row_groups).step_by(wave) {
+        let encoded: Vec<Result<Vec<ArrowColumnChunk>>> = (start..row_groups.min(start + wave))
+            .into_par_iter()
+            .map(|i| encode_row_group(path, &factory, &schema, i, &batch(i)?))
+            .collect();
+        for chunks in encoded {
+            let mut row_group = file_writer
+                .next_row_group()
+                .map_err(|e| write_error(path, e))?;
+            for chunk in chunks? {
+                chunk
+                    .append_to_row_group(&mut row_group)
+                    .map_err(|e| write_error(path, e))?;
+            }
+            row_group.close().map_err(|e| write_error(path, e))?;
+        }
+    }
+    file_writer
+        .close()
+        .map(drop)
+        .map_err(|e| write_error(path, e))
+}
+
+/// One row group's column chunks, encoded and compressed in memory.
+fn encode_row_group(
+    path: &Path,
+    factory: &ArrowRowGroupWriterFactory,
+    schema: &SchemaRef,
+    index: usize,
+    batch: &RecordBatch,
+) -> Result<Vec<ArrowColumnChunk>> {
+    if batch.schema() != *schema {
+        return Err(Error::internal(format!(
+            "row group {index} has the schema {:?}, not the file's {schema:?}",
+            batch.schema()
+        )));
+    }
+    let err = |e: parquet::errors::ParquetError| write_error(path, e);
+    let mut writers = factory.create_column_writers(index).map_err(err)?;
+    let mut next = writers.iter_mut();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        for leaf in compute_leaves(field, column).map_err(err)? {
+            let writer = next
+                .next()
+                .ok_or_else(|| Error::internal("fewer column writers than leaves"))?;
+            writer.write(&leaf).map_err(err)?;
+        }
+    }
+    writers
+        .into_iter()
+        .map(|w| w.close().map_err(err))
+        .collect()
 }
 
 /// Writes one batch as a whole file.
