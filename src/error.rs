@@ -118,6 +118,16 @@ pub enum Error {
     #[error("a synchronous trustmesh call was made inside an async runtime, where it cannot block; await its `_async` variant instead")]
     BlockingInAsync,
 
+    /// Keys, the identity ledger or row signatures (see
+    /// [`crate::identity::IdentityError`] for the kinds to branch on).
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+
+    /// A snapshot, header or proof was refused (see
+    /// [`crate::snapshot::SnapshotError`] for the kinds to branch on).
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+
     /// Plain I/O without a more precise location.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -436,6 +446,22 @@ impl Error {
     pub fn as_device(&self) -> Option<&DeviceError> {
         match self.find_root() {
             Error::Device(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The snapshot error, when a snapshot, header or proof was refused.
+    pub fn as_snapshot(&self) -> Option<&crate::snapshot::SnapshotError> {
+        match self.find_root() {
+            Error::Snapshot(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The identity error, when a key, the ledger or a signature is at fault.
+    pub fn as_identity(&self) -> Option<&crate::identity::IdentityError> {
+        match self.find_root() {
+            Error::Identity(e) => Some(e),
             _ => None,
         }
     }

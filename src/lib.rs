@@ -9,12 +9,14 @@ pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod identity;
 pub mod ingest;
 pub mod output;
 pub mod parquet_out;
 pub mod provenance;
 pub mod runtime;
 pub mod score;
+pub mod snapshot;
 pub mod trust;
 
 pub use error::{Error, Result};

@@ -14,9 +14,11 @@ mod convert;
 mod device;
 mod devices;
 mod errors;
+mod id;
 mod iter;
 mod output;
 mod score;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +48,10 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Time the power iteration per device and block width.
     Bench(bench::BenchArgs),
+    /// Keys and the BAID identity registry (append-only, hash-chained).
+    Id(id::IdArgs),
+    /// Signed, verifiable reputation snapshots and Merkle proofs.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 impl Command {
@@ -56,6 +62,8 @@ impl Command {
             Command::Convert(a) => convert::run(a),
             Command::Devices(a) => devices::run(a),
             Command::Bench(a) => bench::run(a),
+            Command::Id(a) => id::run(a),
+            Command::Snapshot(a) => snapshot::run(a),
         }
     }
 }

@@ -7,6 +7,8 @@ mod common;
 mod conformance;
 mod determinism;
 mod gpu;
+mod identity;
 mod reference;
+mod snapshot;
 mod topics;
 mod util;

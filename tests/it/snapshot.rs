@@ -1,0 +1,164 @@
+//! `trustmesh snapshot` end to end: create from a real score run, verify,
+//! prove, and every way a verifier must refuse.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::Trustmesh;
+
+fn tm() -> Trustmesh {
+    Trustmesh::new()
+}
+
+fn repo_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+}
+
+/// A publisher key, scores of Bitcoin Alpha and snapshots of epochs 1 and 2.
+struct Setup {
+    _dir: tempfile::TempDir,
+    d: PathBuf,
+    publisher: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let publisher = tm()
+        .args(["id", "new", "--out"])
+        .arg(d.join("pub.key"))
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    tm().args(["score", "--log"])
+        .arg(repo_data("bitcoin-alpha.parquet"))
+        .arg("--out")
+        .arg(d.join("scores.parquet"))
+        .args(["--top", "0"])
+        .ok();
+    for (epoch, prev) in [("1", None), ("2", Some("snap1"))] {
+        let mut c = tm()
+            .args(["snapshot", "create", "--scores"])
+            .arg(d.join("scores.parquet"))
+            .arg("--key")
+            .arg(d.join("pub.key"))
+            .args(["--epoch", epoch, "--network", "testnet", "--out"])
+            .arg(d.join(format!("snap{epoch}")));
+        if let Some(p) = prev {
+            c = c.arg("--prev").arg(d.join(p));
+        }
+        c.ok().stdout_has(&["3783 agents"]);
+    }
+    Setup {
+        _dir: dir,
+        d,
+        publisher,
+    }
+}
+
+fn verify(s: &Setup, dir: &str) -> Trustmesh {
+    tm().args(["snapshot", "verify"]).arg(s.d.join(dir))
+}
+
+#[test]
+fn create_verify_prove_and_refuse() {
+    let s = setup();
+    let d = &s.d;
+    verify(&s, "snap1")
+        .args(["--publisher", &s.publisher])
+        .ok()
+        .stdout_has(&["valid", "epoch 1", "3783 agents"]);
+    verify(&s, "snap2")
+        .arg("--prev")
+        .arg(d.join("snap1"))
+        .ok()
+        .stdout_has(&["chained to epoch 1"]);
+
+    // Another publisher, a rollback, an expired snapshot, a broken chain.
+    let other = "11".repeat(32);
+    verify(&s, "snap1")
+        .args(["--publisher", &other])
+        .fails(1)
+        .stderr_has(&["header.bin", &other]);
+    verify(&s, "snap1")
+        .args(["--after-epoch", "1"])
+        .fails(1)
+        .stderr_has(&["epoch 1"]);
+    verify(&s, "snap1")
+        .arg("--prev")
+        .arg(d.join("snap2"))
+        .fails(1)
+        .stderr_has(&["epoch"]);
+    verify(&s, "snap1")
+        .args(["--at", "2200-01-01"])
+        .fails(1)
+        .stderr_has(&["expire"]);
+
+    // Proofs: a present agent, an absent one, checked against the header
+    // alone; a proof against another epoch's header is refused.
+    let proof = tm()
+        .args(["snapshot", "prove"])
+        .arg(d.join("snap1"))
+        .args(["--agent", "1"])
+        .ok()
+        .stdout;
+    std::fs::write(d.join("p1.json"), &proof).unwrap();
+    let absent = tm()
+        .args(["snapshot", "prove"])
+        .arg(d.join("snap1"))
+        .args(["--agent", "no-such-agent"])
+        .ok()
+        .stdout;
+    std::fs::write(d.join("p0.json"), &absent).unwrap();
+    let check = |header: &str, proof: &str| {
+        tm().args(["snapshot", "verify-proof", "--header"])
+            .arg(d.join(header).join("header.bin"))
+            .arg("--proof")
+            .arg(d.join(proof))
+    };
+    check("snap1", "p1.json")
+        .ok()
+        .stdout_has(&["valid: `1` has score"]);
+    check("snap1", "p0.json")
+        .ok()
+        .stdout_has(&["`no-such-agent` is not in this snapshot"]);
+    check("snap2", "p1.json").fails(1).stderr_has(&["epoch"]);
+    // A changed score in the proof.
+    let v: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    let bits = v["score_bits"].as_str().unwrap().to_string();
+    let mut forged = bits.clone().into_bytes();
+    forged[15] = if forged[15] == b'0' { b'1' } else { b'0' };
+    let forged = proof.replace(&bits, std::str::from_utf8(&forged).unwrap());
+    std::fs::write(d.join("forged.json"), forged).unwrap();
+    check("snap1", "forged.json").fails(1);
+    std::fs::write(d.join("garbage.json"), b"\x00\xffnot json").unwrap();
+    check("snap1", "garbage.json").fails(1);
+}
+
+/// Any single changed byte of either file is refused (a sample of positions
+/// through the binary; the library's tests flip every byte).
+#[test]
+fn flipped_and_truncated_files_are_refused() {
+    let s = setup();
+    for name in ["header.bin", "body.parquet"] {
+        let path = s.d.join("snap1").join(name);
+        let orig = std::fs::read(&path).unwrap();
+        let n = orig.len();
+        for pos in [0, 1, 7, 8, 40, n / 3, n / 2, n - 65, n - 64, n - 1] {
+            let mut b = orig.clone();
+            b[pos] ^= 0x01;
+            std::fs::write(&path, &b).unwrap();
+            verify(&s, "snap1").fails(1).stderr_has(&[name]);
+        }
+        std::fs::write(&path, &orig[..n - 1]).unwrap();
+        verify(&s, "snap1").fails(1).stderr_has(&[name]);
+        let mut longer = orig.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        verify(&s, "snap1").fails(1).stderr_has(&[name]);
+        std::fs::write(&path, &orig).unwrap();
+        verify(&s, "snap1").ok();
+    }
+}
