@@ -173,7 +173,7 @@ pub fn read_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8
     Ok(buf)
 }
 
-fn read_header(dir: &Path, publisher: Option<&[u8; 32]>) -> Result<(Header, Vec<u8>)> {
+pub(crate) fn read_header(dir: &Path, publisher: Option<&[u8; 32]>) -> Result<(Header, Vec<u8>)> {
     let path = dir.join(HEADER_FILE);
     let bin = read_capped(
         &path,
@@ -371,7 +371,7 @@ pub fn prove_agent(dir: &Path, agent: &str) -> Result<Proof> {
 
 /// A snapshot's body checked against its header (size, hash, agent count,
 /// Merkle root): its scores in leaf order, and the leaf hashes.
-fn checked_body(dir: &Path, header: &Header) -> Result<(BodyScores, Vec<Hash>)> {
+pub(crate) fn checked_body(dir: &Path, header: &Header) -> Result<(BodyScores, Vec<Hash>)> {
     let bpath = dir.join(BODY_FILE);
     let body = std::fs::read(&bpath)
         .map_err(Error::read)

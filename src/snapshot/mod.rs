@@ -22,6 +22,7 @@
 //! [`verify`] does 1–3 on bytes; the caller decodes the body (Parquet) for
 //! 4. Any single changed byte of either file fails 1 or 3.
 
+pub mod audit;
 pub mod dir;
 pub mod error;
 pub mod header;

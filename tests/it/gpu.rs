@@ -95,3 +95,42 @@ fn gpu_lists_adapters() {
     let err = GpuContext::new(Some("no such adapter, surely")).unwrap_err();
     assert!(err.to_string().contains("available:"), "{err}");
 }
+
+/// A snapshot of GPU (f32) scores is not reproduced bit for bit, but its
+/// bound is certified by one f64 iteration from the published vector.
+#[test]
+fn gpu_snapshot_audit_certifies_the_bound() {
+    use crate::util::Trustmesh;
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
+    Trustmesh::new()
+        .args(["id", "new", "--out"])
+        .arg(d.join("k"))
+        .ok();
+    Trustmesh::new()
+        .args(["score", "--device", "gpu", "--log"])
+        .arg(&log)
+        .arg("--out")
+        .arg(d.join("s.parquet"))
+        .ok()
+        .stdout_has(&["f32"]);
+    Trustmesh::new()
+        .args(["snapshot", "create", "--epoch", "1", "--scores"])
+        .arg(d.join("s.parquet"))
+        .arg("--key")
+        .arg(d.join("k"))
+        .arg("--out")
+        .arg(d.join("snap"))
+        .ok();
+    Trustmesh::new()
+        .args(["snapshot", "audit"])
+        .arg(d.join("snap"))
+        .arg("--log")
+        .arg(&log)
+        .ok()
+        .stdout_has(&["an f32 snapshot", "within"]);
+}

@@ -162,3 +162,75 @@ fn flipped_and_truncated_files_are_refused() {
         verify(&s, "snap1").ok();
     }
 }
+
+/// `audit` reproduces a CPU snapshot from its inputs and certifies its
+/// bound; other inputs, or a changed score, are named.
+#[test]
+fn audit_reproduces_and_names_differences() {
+    let s = setup();
+    let d = &s.d;
+    let audit = |log: &Path| {
+        tm().args(["snapshot", "audit"])
+            .arg(d.join("snap1"))
+            .arg("--log")
+            .arg(log)
+    };
+    audit(&repo_data("bitcoin-alpha.parquet"))
+        .ok()
+        .stdout_has(&[
+            "audit passed",
+            "3783 scores reproduced bit for bit",
+            "within",
+        ]);
+
+    // Another log: not the input the header names.
+    let other = d.join("other.parquet");
+    let mut bytes = std::fs::read(repo_data("bitcoin-alpha.parquet")).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    audit(&other)
+        .fails(1)
+        .stderr_has(&["log:bitcoin-alpha.parquet", "none of the files given"]);
+
+    // A snapshot of altered scores (re-signed by the same publisher): the
+    // first differing agent is named.
+    let scores = d.join("scores.parquet");
+    let t = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&scores).unwrap(),
+    )
+    .unwrap();
+    let meta = t.metadata().file_metadata().key_value_metadata().cloned();
+    let b = t.build().unwrap().next().unwrap().unwrap();
+    use arrow::array::{AsArray, Float64Array};
+    let sc = b.column(1).as_primitive::<arrow::datatypes::Float64Type>();
+    let mut vals: Vec<f64> = sc.values().to_vec();
+    vals.swap(0, 1);
+    let mut cols = b.columns().to_vec();
+    cols[1] = std::sync::Arc::new(Float64Array::from(vals));
+    let altered = d.join("altered.parquet");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(meta)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&altered).unwrap(),
+        b.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&arrow::array::RecordBatch::try_new(b.schema(), cols).unwrap())
+        .unwrap();
+    w.close().unwrap();
+    tm().args(["snapshot", "create", "--scores"])
+        .arg(&altered)
+        .arg("--key")
+        .arg(d.join("pub.key"))
+        .args(["--epoch", "3", "--out"])
+        .arg(d.join("snap3"))
+        .ok();
+    tm().args(["snapshot", "audit"])
+        .arg(d.join("snap3"))
+        .arg("--log")
+        .arg(repo_data("bitcoin-alpha.parquet"))
+        .fails(1)
+        .stderr_has(&["agent `", "the snapshot says", "re-derivation gives"]);
+}
