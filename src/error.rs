@@ -537,6 +537,10 @@ pub mod params {
     pub const SIGMA: &str = "sigma";
     /// `TopicOptions::rho`.
     pub const RHO: &str = "rho";
+    /// The BAID ledger whose registered raters are scored.
+    pub const REGISTRY: &str = "registry";
+    /// Rows must carry a valid signature by their rater.
+    pub const REQUIRE_SIGNATURES: &str = "require_signatures";
     /// The `format` of `ingest::convert::convert`.
     pub const FORMAT: &str = "format";
     /// The `layer` of `ingest::convert::convert`.

@@ -24,6 +24,8 @@ const FLAGS: &[(&str, &str)] = &[
     (params::PER_TOPIC, "--per-topic"),
     (params::SIGMA, "--sigma"),
     (params::RHO, "--rho"),
+    (params::REGISTRY, "--registry"),
+    (params::REQUIRE_SIGNATURES, "--require-signatures"),
     (params::FORMAT, "--from"),
     (params::LAYER, "--layer"),
     (params::RATING_SCALE, "--rating-scale"),

@@ -18,6 +18,7 @@ mod id;
 mod iter;
 mod output;
 mod score;
+mod sign_log;
 mod snapshot;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,8 @@ pub enum Command {
     Id(id::IdArgs),
     /// Signed, verifiable reputation snapshots and Merkle proofs.
     Snapshot(snapshot::SnapshotArgs),
+    /// Sign a rater's rows of a log (fills the `sig` column).
+    SignLog(sign_log::SignLogArgs),
 }
 
 impl Command {
@@ -64,6 +67,7 @@ impl Command {
             Command::Bench(a) => bench::run(a),
             Command::Id(a) => id::run(a),
             Command::Snapshot(a) => snapshot::run(a),
+            Command::SignLog(a) => sign_log::run(a),
         }
     }
 }

@@ -65,6 +65,14 @@ pub struct ScoreArgs {
     /// Scale each rater's feedback by its agreement with the other raters.
     #[arg(long)]
     consistency_gate: bool,
+    /// BAID ledger (`trustmesh id register`): rows whose rater (src) is not
+    /// registered are dropped and counted.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Drop (and count) rows whose `sig` does not verify against the rater's
+    /// registered key (`trustmesh sign-log` fills it).
+    #[arg(long, requires = "registry")]
+    require_signatures: bool,
     /// One vector per topic (layer) plus `global`, long output format.
     #[arg(long, conflicts_with_all = ["per_layer", "pretrusted_sets"])]
     per_topic: bool,
@@ -181,6 +189,8 @@ impl ScoreArgs {
         self.iter.apply(&mut cfg);
         cfg.distrust = self.distrust.into();
         cfg.consistency_gate = self.consistency_gate;
+        cfg.registry = self.registry.clone();
+        cfg.require_signatures = self.require_signatures;
         Ok(cfg)
     }
 }

@@ -7,9 +7,11 @@
 //! in the graph builder, in canonical order, because a hash aggregate's float
 //! sums depend on partitioning and would break bit-identical scores.
 
+pub mod auth;
 pub mod convert;
 pub mod files;
 pub mod read;
+pub mod sign;
 pub mod tables;
 pub mod time;
 
@@ -27,6 +29,7 @@ use serde::Serialize;
 
 use crate::error::{params, Error, Result};
 use crate::graph::{AgentIndex, GraphBuilder, MultiGraph};
+use auth::{AuthDrops, RowAuth};
 
 /// What to select from the logs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,6 +72,13 @@ pub struct DropCounts {
     pub outside_window: u64,
     pub layer_not_selected: u64,
     pub slashed_rater: u64,
+    /// `--registry`: the rater (`src`) is not in the ledger. Counted first,
+    /// at read.
+    pub unregistered_rater: u64,
+    /// `--require-signatures`: `sig` is missing or does not verify against
+    /// the rater's registered key. Counted at read, after
+    /// `unregistered_rater`.
+    pub bad_signature: u64,
 }
 
 /// Validated rows of all files, before selection.
@@ -82,17 +92,29 @@ pub struct LogTable {
     /// Every src and dst (the agent set), dense ids by name.
     pub agents: AgentIndex,
     pub read_seconds: f64,
+    /// Rows dropped at read by a [`RowAuth`] (already out of `batches`).
+    auth_drops: AuthDrops,
 }
 
 impl LogTable {
     /// Reads and validates every file.
     pub fn read(files: Vec<PathBuf>) -> Result<Self> {
+        Self::read_with(files, None)
+    }
+
+    /// As [`LogTable::read`], keeping only the rows `auth` accepts (the
+    /// others are counted as drops).
+    pub fn read_with(files: Vec<PathBuf>, auth: Option<&RowAuth>) -> Result<Self> {
         let start = std::time::Instant::now();
         let mut batches = Vec::new();
+        let mut auth_drops = AuthDrops::default();
         for f in &files {
-            batches.extend(read::read_file(f)?);
+            batches.extend(match auth {
+                None => read::read_file(f)?,
+                Some(a) => read::read_file_auth(f, a, &mut auth_drops)?,
+            });
         }
-        let mut rows = 0u64;
+        let mut rows = auth_drops.unregistered_rater + auth_drops.bad_signature;
         let mut latest: Option<i64> = None;
         let mut names: FxHashSet<&str> = FxHashSet::default();
         let mut layers: FxHashSet<&str> = FxHashSet::default();
@@ -118,6 +140,7 @@ impl LogTable {
             layers,
             agents,
             read_seconds: start.elapsed().as_secs_f64(),
+            auth_drops,
         })
     }
 
@@ -165,7 +188,9 @@ impl LogTable {
             )));
         }
         let t0 = std::time::Instant::now();
-        let (graph_input, drops) = self.query(opts, &layer_names).await?;
+        let (graph_input, mut drops) = self.query(opts, &layer_names).await?;
+        drops.unregistered_rater = self.auth_drops.unregistered_rater;
+        drops.bad_signature = self.auth_drops.bad_signature;
         let aggregate_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = std::time::Instant::now();
@@ -206,8 +231,8 @@ impl LogTable {
         let graph = builder.build()?;
         if used == 0 {
             return Err(Error::Empty(format!(
-                "all {} rows were dropped by the filters (self-ratings {}, outside the time window {}, layer not selected {}, slashed raters {})",
-                self.rows, drops.self_rating, drops.outside_window, drops.layer_not_selected, drops.slashed_rater
+                "all {} rows were dropped by the filters (unregistered raters {}, bad signatures {}, self-ratings {}, outside the time window {}, layer not selected {}, slashed raters {})",
+                self.rows, drops.unregistered_rater, drops.bad_signature, drops.self_rating, drops.outside_window, drops.layer_not_selected, drops.slashed_rater
             )));
         }
         let stats = IngestStats {
@@ -308,6 +333,8 @@ impl LogTable {
             outside_window: get(1),
             layer_not_selected: get(2),
             slashed_rater: 0,
+            unregistered_rater: 0,
+            bad_signature: 0,
         };
 
         let df = ctx

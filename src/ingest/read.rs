@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
+use super::auth::{is_signature_type, AuthDrops, RowAuth, SIG_COLUMN, SIG_EXPECTED};
 use crate::error::{Error, Result, ResultExt};
 
 /// The schema every file is normalised to: ts in epoch milliseconds, plain
@@ -30,6 +31,10 @@ pub fn canonical_schema() -> SchemaRef {
     ]))
 }
 
+/// Rows per batch read; `sign-log` reads the raw file alongside with the
+/// same size, so its batches line up with these.
+pub const READ_BATCH_ROWS: usize = 64 * 1024;
+
 const TS_EXPECTED: &str = "timestamp (any unit) or int64 epoch milliseconds";
 const STR_EXPECTED: &str = "utf8 or dictionary of utf8";
 const NUM_EXPECTED: &str = "float32 or float64";
@@ -37,10 +42,23 @@ const NUM_EXPECTED: &str = "float32 or float64";
 /// Reads and validates one file into canonical batches. Every error names
 /// the file.
 pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    read_batches(path).with_path(path)
+    read_batches(path, None).with_path(path)
 }
 
-fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+/// As [`read_file`], keeping only the rows `auth` accepts (counted in
+/// `drops`); every row is validated first, so errors name the same rows.
+pub fn read_file_auth(
+    path: &Path,
+    auth: &RowAuth,
+    drops: &mut AuthDrops,
+) -> Result<Vec<RecordBatch>> {
+    read_batches(path, Some((auth, drops))).with_path(path)
+}
+
+fn read_batches(
+    path: &Path,
+    mut auth: Option<(&RowAuth, &mut AuthDrops)>,
+) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(Error::read)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::read)?;
     let schema = builder.schema().clone();
@@ -69,10 +87,30 @@ fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
         }
         None => false,
     };
+    let needs_sig = auth.as_ref().is_some_and(|(a, _)| a.require_signatures());
+    if needs_sig {
+        let (idx, field) =
+            schema
+                .column_with_name(SIG_COLUMN)
+                .ok_or_else(|| Error::MissingColumn {
+                    column: SIG_COLUMN.into(),
+                    expected: format!(
+                        "{SIG_EXPECTED} (signatures are required; `trustmesh sign-log` fills it)"
+                    ),
+                })?;
+        if !is_signature_type(field.data_type()) {
+            return Err(Error::ColumnType {
+                column: SIG_COLUMN.into(),
+                found: field.data_type().to_string(),
+                expected: SIG_EXPECTED.into(),
+            });
+        }
+        wanted.push(idx);
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
     let reader = builder
         .with_projection(mask)
-        .with_batch_size(64 * 1024)
+        .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(Error::read)?;
     let mut out = Vec::new();
@@ -80,7 +118,11 @@ fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
     for batch in reader {
         let batch = batch.map_err(Error::read)?;
         let rows = batch.num_rows();
-        out.push(normalise(&batch, has_weight, row0)?);
+        let canonical = normalise(&batch, has_weight, row0)?;
+        out.push(match auth.as_mut() {
+            None => canonical,
+            Some((a, drops)) => a.filter(&canonical, batch.column_by_name(SIG_COLUMN), drops)?,
+        });
         row0 += rows as u64;
     }
     Ok(out)

@@ -142,7 +142,8 @@ pub async fn run_async(
         run: RunSummary::new(backend, &graph, &local, &stats, &params).with_inputs(
             cfg.parameters_with(&params, "batch", serde_json::json!(kind.key())),
             &[
-                ("pretrusted", cfg.pretrusted.as_deref()),
+                cfg.side_files()[0],
+                cfg.side_files()[1],
                 ("pretrusted_sets", kind.sets_file()),
             ],
         )?,

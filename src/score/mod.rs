@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::{params, Error, Message, Result, ResultExt};
 use crate::graph::MultiGraph;
+use crate::ingest::auth::RowAuth;
 use crate::ingest::{files, quoted_list, DropCounts, IngestOptions, IngestStats, LogTable};
 use crate::provenance::{self, InputFile};
 use crate::runtime;
@@ -22,6 +23,7 @@ use crate::trust::{
 };
 
 pub mod batched;
+pub mod check;
 pub mod per_topic;
 
 /// Share of a cheap layer's edge kept without corroboration (β, DESIGN.md §3).
@@ -32,7 +34,7 @@ pub const DEFAULT_TAU: f64 = 1.0;
 pub const DEFAULT_FLAT_TAIL_TOP: usize = 100;
 
 /// How negative local trust is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DistrustMode {
     /// Original EigenTrust: negative trust is clipped to zero.
@@ -62,6 +64,11 @@ pub struct ScoreConfig {
     pub distrust: DistrustMode,
     /// Scale each rater's feedback by its agreement with the consensus.
     pub consistency_gate: bool,
+    /// The BAID ledger: only rows whose rater is registered are scored.
+    pub registry: Option<PathBuf>,
+    /// Only rows whose `sig` verifies against the rater's registered key
+    /// (needs `registry`).
+    pub require_signatures: bool,
 }
 
 /// Result of a scoring run.
@@ -233,7 +240,40 @@ impl ScoreConfig {
             })),
             "distrust": self.distrust,
             "consistency_gate": self.consistency_gate,
+            "registry": self.registry.as_ref().map(|p| p.display().to_string()),
+            "require_signatures": self.require_signatures,
         })
+    }
+
+    /// The side files every job hashes into its provenance, besides its own.
+    pub(crate) fn side_files(&self) -> [(&'static str, Option<&Path>); 2] {
+        [
+            ("pretrusted", self.pretrusted.as_deref()),
+            ("registry", self.registry.as_deref()),
+        ]
+    }
+
+    /// Reads the logs, keeping the rows the registry and signature options
+    /// accept.
+    pub fn read_logs(&self) -> Result<LogTable> {
+        let files = files::resolve(&self.logs)?;
+        if self.require_signatures && self.registry.is_none() {
+            return Err(Error::param(
+                params::REQUIRE_SIGNATURES,
+                Message::new()
+                    .text("signatures are checked against registered keys: give ")
+                    .param(params::REGISTRY)
+                    .text(" too"),
+            ));
+        }
+        let auth = match &self.registry {
+            None => None,
+            Some(path) => {
+                let ledger = crate::identity::Ledger::open(path).with_path(path)?;
+                Some(RowAuth::from_ledger(&ledger, self.require_signatures))
+            }
+        };
+        LogTable::read_with(files, auth.as_ref())
     }
 
     /// [`Self::parameters`] plus the options of one kind of job under `key`.
@@ -287,7 +327,7 @@ pub fn prepare(cfg: &ScoreConfig) -> Result<Prepared> {
 
 /// As [`prepare`], on the caller's runtime.
 pub async fn prepare_async(cfg: &ScoreConfig) -> Result<Prepared> {
-    let table = LogTable::read(files::resolve(&cfg.logs)?)?;
+    let table = cfg.read_logs()?;
     prepare_table_async(cfg, &table, &[]).await
 }
 
@@ -418,10 +458,8 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let iterate = t_iter.elapsed().as_secs_f64();
 
     let report = Report {
-        run: RunSummary::new(backend, &graph, &local, &stats, &params).with_inputs(
-            cfg.parameters(&params),
-            &[("pretrusted", cfg.pretrusted.as_deref())],
-        )?,
+        run: RunSummary::new(backend, &graph, &local, &stats, &params)
+            .with_inputs(cfg.parameters(&params), &cfg.side_files())?,
         iterations: v.iterations,
         residual: v.residual,
         error_bound: v.error_bound(params.alpha),

@@ -18,7 +18,7 @@ use super::{
     prepare_table_async, seed_pretrust, PassReport, RunSummary, ScoreConfig, StageSeconds,
 };
 use crate::error::{params, Error, Message, Result};
-use crate::ingest::{files, tables, LogTable};
+use crate::ingest::tables;
 use crate::trust::{build_matrices, topics, Batch, Column, TrustBackend, TrustVector};
 
 /// Reserved name of the combined vector in the long output.
@@ -117,7 +117,7 @@ pub async fn run_async(
             format!("must be in [0, 1], got {got}"),
         ));
     }
-    let table = LogTable::read(files::resolve(&cfg.logs)?)?;
+    let table = cfg.read_logs()?;
     if table.layers.iter().any(|l| l == GLOBAL) {
         let message = Message::new()
             .text(format!(
@@ -289,7 +289,8 @@ pub async fn run_async(
                 serde_json::json!({"sigma": opts.sigma, "rho": opts.rho}),
             ),
             &[
-                ("pretrusted", cfg.pretrusted.as_deref()),
+                cfg.side_files()[0],
+                cfg.side_files()[1],
                 ("stake", opts.stake.as_deref()),
                 ("fraud_proofs", opts.fraud_proofs.as_deref()),
                 ("topic_similarity", opts.similarity.as_deref()),

@@ -155,3 +155,128 @@ fn register_verify_reveal_rotate_and_tamper() {
         format!("{}\n{}\n", lines[0], lines[2])
     );
 }
+
+/// Rows signed by their raters with `sign-log` are scored with
+/// `--registry --require-signatures`; an unregistered rater's rows, a
+/// changed row and an unsigned row are dropped and counted by reason.
+#[test]
+fn signed_logs_registry_and_bad_signatures() {
+    use arrow::array::{AsArray, Float64Array, RecordBatch};
+    use arrow::datatypes::Float64Type;
+    use std::sync::Arc;
+
+    use crate::common::{row, write_log};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ledger = d.join("ledger.log");
+    for agent in ["alice", "bob", "carol"] {
+        new_key(d, &format!("{agent}.key"));
+        tm().args(["id", "register", "--ledger"])
+            .arg(&ledger)
+            .arg("--key")
+            .arg(d.join(format!("{agent}.key")))
+            .args(["--agent", agent])
+            .ok();
+    }
+    let log = d.join("log.parquet");
+    write_log(
+        &log,
+        &[
+            row(1000, "alice", "bob", "pay", 1.0, 2.0),
+            row(2000, "bob", "carol", "pay", 0.5, 1.0),
+            row(3000, "carol", "alice", "pay", 1.0, 1.0),
+            row(4000, "dave", "alice", "pay", 1.0, 1.0),
+            row(5000, "alice", "carol", "pay", -0.5, 1.0),
+        ],
+    );
+    let mut input = log.clone();
+    for (i, agent) in ["alice", "bob", "carol"].iter().enumerate() {
+        let out = d.join(format!("signed{i}.parquet"));
+        let expect = if *agent == "alice" {
+            "signed 2 of 5"
+        } else {
+            "signed 1 of 5"
+        };
+        tm().args(["sign-log", "--key"])
+            .arg(d.join(format!("{agent}.key")))
+            .args(["--agent", agent])
+            .arg(&input)
+            .arg(&out)
+            .ok()
+            .stdout_has(&[expect]);
+        input = out;
+    }
+    let signed = input;
+
+    let score = |log: &Path, report: &str| {
+        let r = d.join(report);
+        tm().args(["score", "--log"])
+            .arg(log)
+            .arg("--registry")
+            .arg(&ledger)
+            .arg("--require-signatures")
+            .arg("--out")
+            .arg(d.join(format!("{report}.parquet")))
+            .arg("--report")
+            .arg(&r)
+            .ok();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&r).unwrap()).unwrap();
+        (
+            v["rows_dropped"]["unregistered_rater"].as_u64().unwrap(),
+            v["rows_dropped"]["bad_signature"].as_u64().unwrap(),
+            v["rows_used"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(score(&signed, "ok.json"), (1, 0, 4));
+
+    // Change one signed row's outcome, keep its signature.
+    let file = std::fs::File::open(&signed).unwrap();
+    let batches: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+    let b = &batches[0];
+    let oi = b.schema().index_of("outcome").unwrap();
+    let old = b.column(oi).as_primitive::<Float64Type>();
+    let mut vals: Vec<f64> = (0..old.len()).map(|i| old.value(i)).collect();
+    vals[1] = 1.0; // bob -> carol, 0.5 signed
+    let mut cols = b.columns().to_vec();
+    cols[oi] = Arc::new(Float64Array::from(vals));
+    let tampered = d.join("tampered.parquet");
+    let tb = RecordBatch::try_new(b.schema(), cols).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&tampered).unwrap(),
+        tb.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&tb).unwrap();
+    w.close().unwrap();
+    assert_eq!(score(&tampered, "tampered.json"), (1, 1, 3));
+
+    // Only alice signed: bob's and carol's rows have no signature.
+    assert_eq!(score(&d.join("signed0.parquet"), "partial.json"), (1, 2, 2));
+
+    // No sig column at all.
+    tm().args(["score", "--log"])
+        .arg(&log)
+        .arg("--registry")
+        .arg(&ledger)
+        .arg("--require-signatures")
+        .arg("--out")
+        .arg(d.join("x.parquet"))
+        .fails(1)
+        .stderr_has(&["log.parquet", "sig", "sign-log"]);
+    // Signatures need the registry.
+    tm().args(["score", "--log"])
+        .arg(&signed)
+        .arg("--require-signatures")
+        .arg("--out")
+        .arg(d.join("y.parquet"))
+        .fails(2);
+}
