@@ -573,6 +573,8 @@ pub mod params {
         PER_TOPIC,
         SIGMA,
         RHO,
+        REGISTRY,
+        REQUIRE_SIGNATURES,
         FORMAT,
         LAYER,
         RATING_SCALE,
