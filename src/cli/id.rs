@@ -105,7 +105,7 @@ pub fn run(a: IdArgs) -> Result<()> {
             let k = read_key(&key)?;
             let config = read_config(config.as_deref())?;
             let (entry, salt) =
-                Ledger::append_register(&ledger, &k, &agent, config.as_deref(), now()?)
+                Ledger::append_register(&ledger, &k, &agent, config.as_deref(), super::unix_now()?)
                     .with_context(|| ledger.display().to_string())?;
             println!(
                 "registered `{agent}` as entry {} of {}",
@@ -130,7 +130,7 @@ pub fn run(a: IdArgs) -> Result<()> {
                 &new.verifying_key(),
                 &agent,
                 config.as_deref(),
-                now()?,
+                super::unix_now()?,
             )
             .with_context(|| ledger.display().to_string())?;
             println!(
@@ -178,12 +178,4 @@ fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
 fn read_config(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
     path.map(|p| std::fs::read(p).with_context(|| format!("{}: cannot read", p.display())))
         .transpose()
-}
-
-/// Ledger times are unix seconds.
-fn now() -> Result<i64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    Ok(d.as_secs() as i64)
 }

@@ -82,6 +82,15 @@ fn quiet_mesa_wsi() {
     }
 }
 
+/// The clock as unix seconds: ledger entries and snapshot headers record it.
+fn unix_now() -> anyhow::Result<i64> {
+    use anyhow::Context;
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    Ok(d.as_secs() as i64)
+}
+
 /// Parses a command line as the binary would; for the groups' tests.
 #[cfg(test)]
 fn parse(args: &[&str]) -> Result<Command, clap::Error> {

@@ -113,7 +113,7 @@ pub fn run(a: SnapshotArgs) -> Result<()> {
         } => {
             let k = trustmesh::identity::read_key_file(&key)
                 .with_context(|| key.display().to_string())?;
-            let created = now()?;
+            let created = super::unix_now()?;
             let ttl = parse_duration_s(&expires).context("--expires")?;
             let expires = created
                 .checked_add(ttl.ceil().min(i64::MAX as f64) as i64)
@@ -153,7 +153,7 @@ pub fn run(a: SnapshotArgs) -> Result<()> {
             };
             let now = match at {
                 Some(t) => parse_instant_ms(&t).context("--at")?.div_euclid(1000),
-                None => now()?,
+                None => super::unix_now()?,
             };
             let v = dir::verify(&d, prev.as_deref(), now, &policy)?;
             let chain = match v.chain {
@@ -264,11 +264,4 @@ fn parse_key(s: &str) -> Result<[u8; 32]> {
         Some(v) => Ok(v.try_into().expect("length checked")),
         None => bail!("expected a public key as 64 hex characters, got `{s}`"),
     }
-}
-
-fn now() -> Result<i64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    Ok(d.as_secs() as i64)
 }

@@ -196,14 +196,18 @@ pub fn create(
     opts: &CreateOptions,
     out: &Path,
 ) -> Result<Header> {
-    let body = std::fs::read(scores)
-        .map_err(Error::read)
-        .with_path(scores)?;
+    // One read of the file, shared (not copied) by the footer, the decoder
+    // and the copy written as the body.
+    let body = Bytes::from(
+        std::fs::read(scores)
+            .map_err(Error::read)
+            .with_path(scores)?,
+    );
     let provenance: String = match report {
         Some(r) => std::fs::read_to_string(r)
             .map_err(Error::read)
             .with_path(r)?,
-        None => footer_provenance(&body).with_path(scores)?,
+        None => footer_provenance(body.clone()).with_path(scores)?,
     };
     let prov: Provenance = serde_json::from_str(&provenance)
         .map_err(|e| {
@@ -212,9 +216,7 @@ pub fn create(
             ))
         })
         .with_path(report.unwrap_or(scores))?;
-    let decoded = read_body(Bytes::from(body.clone()))
-        .with_path(scores)?
-        .by_agent();
+    let decoded = read_body(body.clone()).with_path(scores)?.by_agent();
     let leaves = leaf_hashes(&opts.network, opts.epoch, &decoded.agents, &decoded.scores)
         .map_err(Error::from)
         .with_path(scores)?;
@@ -310,9 +312,8 @@ pub fn create(
     Ok(header)
 }
 
-fn footer_provenance(parquet_file: &[u8]) -> Result<String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(parquet_file))
-        .map_err(Error::read)?;
+fn footer_provenance(parquet_file: Bytes) -> Result<String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(parquet_file).map_err(Error::read)?;
     reader
         .metadata()
         .file_metadata()
