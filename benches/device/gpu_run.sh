@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One prepared measurement run on a GPU host (docs/benchmarks.md, "GPU"):
 # trustmesh `bench` on the 200M-edge synthetic graph and on cnr-2000 at
-# K = 1, 8, 32, cuSPARSE through CuPy on the very same matrices
-# (benches/peers/gpu_peers.py), the lane-tuning variants, `score --device gpu`
-# against `--device cpu` on real logs, the graph shapes that once gave no
-# figure, and the baseline binary in the same run. Ordered by what is still
-# unmeasured (docs/benchmarks.md): a run cut short by its time limit keeps the
-# figures that matter most.
+# K = 1 and 32 with each kernel timed, the gather-ahead variant beside the
+# default, `score --device gpu` against `--device cpu` on real logs, cuSPARSE
+# through CuPy on the very same matrices (benches/peers/gpu_peers.py), the
+# graph shape that once gave no figure, lane tuning and the baseline binary.
+# Ordered by what is still unmeasured (docs/benchmarks.md): a run cut short by
+# its time limit keeps the figures that matter most.
 #
 #   benches/device/gpu_run.sh OUTDIR [full|small]
 #
@@ -48,26 +48,19 @@ log "host: $(nproc) cores; $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi')"
 step 60 $BIN devices
 step 120 $BIN convert --from tsv .dev/cnr-2000.arcs.tsv.gz --out $W/cnr.parquet --layer link
 
-# 1. The big synthetic graph: all widths, saved for the peer and the variants.
-step 200 $BIN bench --synthetic $BIG --k 1,8,32 --device gpu --iters 20 $BW \
+# 1. The big synthetic graph, K = 1 and 32, each kernel timed (--profile-kernels),
+#    saved for the variants and the peer.
+step 150 $BIN bench --synthetic $BIG --k 1,32 --device gpu --iters 20 $BW --profile-kernels \
     --save-matrix $W/big.bin --json "$OUT/bench_big.json"
-# 2. cuSPARSE on the same matrix.
-step 120 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 8,32 --no-f64 \
-    --json "$OUT/peers_big.json"
-# 3. Shapes that gave no figure on main at c4d4d07.
-step 90 $BIN bench --synthetic $MID --k 1,32 --device gpu $BW
-step 150 $BIN bench --synthetic $HUGE --k 1,32 --device gpu $BW
-# 4. Lane tuning: entries per lane 4 and 16 beside the default 8 above.
-for p in 4 16; do
-    step 60 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/big.bin --k 1,32 --device gpu $BW
-    step 30 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW
+# 2. The gather-ahead variant of the product kernels on the same matrix.
+step 90 env TRUSTMESH_GPU_GATHER_AHEAD=1 $BIN bench --graph $W/big.bin --k 1,32 --device gpu \
+    --iters 20 $BW --profile-kernels --json "$OUT/bench_big_ahead.json"
+# 3. cnr-2000, both variants, then GPU beside CPU.
+for v in 0 1; do
+    step 40 env TRUSTMESH_GPU_GATHER_AHEAD=$v $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu \
+        --iters 40 $BW --profile-kernels --save-matrix $W/cnr.bin --json "$OUT/bench_cnr_ahead$v.json"
 done
-# 5. cnr-2000: GPU and CPU in one run, then the peer.
-step 100 $BIN bench --graph $W/cnr.parquet --k 1,8,32 --device gpu,cpu --iters 40 $BW \
-    --save-matrix $W/cnr.bin --json "$OUT/bench_cnr.json"
-step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 8,32 \
-    --json "$OUT/peers_cnr.json"
-# 6. Agreement with the f64 CPU path on real logs, single and batched.
+# 4. Agreement with the f64 CPU path on real logs, single and batched.
 ba=data/bitcoin-alpha.parquet
 printf 'set,agent\n' >$W/sets.csv
 for s in 0 1 2 3 4 5 6 7 8 9; do
@@ -76,14 +69,24 @@ done
 for dev in gpu cpu; do
     step 30 $BIN score --log $ba --device $dev --epsilon 1e-7 --out $W/ba_$dev.parquet --top 3
     step 30 $BIN score --log $ba --device $dev --epsilon 1e-7 --pretrusted-sets $W/sets.csv --out $W/sets_$dev.parquet --top 1
-    step 60 $BIN score --log $W/cnr.parquet --device $dev --epsilon 1e-7 --out $W/cnr_$dev.parquet --top 3
+    step 60 $BIN score --log $W/cnr.parquet --device $dev --epsilon 1e-7 --out $W/cnr_$dev.parquet --top 3 \
+        --report "$OUT/cnr_$dev.report.json"
 done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
-# 7. The baseline binary on the same graphs, same machine.
+# 5. cuSPARSE on the same matrices.
+step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 32 --no-f64 \
+    --json "$OUT/peers_big.json"
+step 40 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 \
+    --json "$OUT/peers_cnr.json"
+# 6. The shape that gave no figure within 150 s (32M agents): K = 1 alone.
+step 150 $BIN bench --synthetic $HUGE --k 1 --device gpu $BW --profile-kernels
+# 7. Lane tuning and the baseline binary, when time is left.
+for p in 4 16; do
+    step 45 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/big.bin --k 1 --device gpu $BW --profile-kernels
+done
 if [ -x $BASE ]; then
-    step 120 $BASE bench --synthetic $BIG --k 1,32 --device gpu $BW
-    step 50 $BASE bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW
+    step 60 $BASE bench --graph $W/big.bin --k 1 --device gpu $BW
 fi
 log done

@@ -86,10 +86,34 @@ fn gather(e: u32, g: u32) -> V {
     return v;
 }
 
-// Lane t of a unit summed over R lanes: entries e0 + t, e0 + t + R, ... < e1.
+// Four gathers in flight per lane before the first add (a tuning variant,
+// $TRUSTMESH_GPU_GATHER_AHEAD, see src/gpu/trust/kernels.rs).
+override GATHER_AHEAD: bool = false;
+
+// Lane t of a unit summed over R lanes: entries e0 + t, e0 + t + R, ... < e1,
+// added in that order. Each entry is an index load and a dependent gather; a
+// loop with a run-time trip count may keep only one such chain in flight per
+// lane, so GATHER_AHEAD issues four chains before adding them. The adds stay
+// in entry order; a compiler may still round the unrolled code differently
+// (lavapipe: the last bit of a few sums), so a variant is its own result,
+// deterministic and the same alone or in a batch, as the default is.
 fn lane_sum(e0: u32, e1: u32, t: u32, r: u32, g: u32) -> Acc {
     var a = acc_zero();
-    for (var e = e0 + t; e < e1; e += r) {
+    var e = e0 + t;
+    if GATHER_AHEAD {
+        // e + 3r < e1 without overflow: e1 - e > 3r.
+        for (; e < e1 && e1 - e > 3u * r; e += 4u * r) {
+            let v0 = gather(e, g);
+            let v1 = gather(e + r, g);
+            let v2 = gather(e + 2u * r, g);
+            let v3 = gather(e + 3u * r, g);
+            a = acc_add(a, v0);
+            a = acc_add(a, v1);
+            a = acc_add(a, v2);
+            a = acc_add(a, v3);
+        }
+    }
+    for (; e < e1; e += r) {
         a = acc_add(a, gather(e, g));
     }
     return a;

@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// so peers can time the very same matrix.
     #[arg(long)]
     save_matrix: Option<PathBuf>,
+    /// Also time each GPU kernel of an iteration (timestamp queries; where
+    /// an iteration's time goes, per K).
+    #[arg(long)]
+    profile_kernels: bool,
 }
 
 /// `--k`'s default written as the user writes the flag, comma-separated
@@ -157,6 +161,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 trustmesh::gpu::PlanConfig::from_env()?.per_lane,
                 trustmesh::gpu::trust::PER_LANE_ENV
             );
+            println!(
+                "gpu: gather-ahead {} (${})",
+                if trustmesh::gpu::trust::gather_ahead_from_env()? {
+                    "on"
+                } else {
+                    "off"
+                },
+                trustmesh::gpu::trust::GATHER_AHEAD_ENV
+            );
         }
         for &k in &a.k {
             cases.push(bench::measure(
@@ -190,8 +203,40 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     println!("speed-up: per vector, against the first row (measured in this run)");
+    if a.profile_kernels && a.devices.contains(&Device::Gpu) {
+        profile_kernels(&m, &a.k, a.iters, a.adapter.adapter.as_deref())?;
+    }
     if let Some(path) = &a.json {
         write_json(path, &cases)?;
+    }
+    Ok(())
+}
+
+/// Prints ms per iteration of each GPU kernel stage for every K.
+fn profile_kernels(
+    m: &trustmesh::trust::TrustMatrix,
+    ks: &[usize],
+    iters: u32,
+    adapter: Option<&str>,
+) -> Result<()> {
+    use trustmesh::gpu::trust::Stage;
+    let gpu = trustmesh::gpu::GpuBackend::new(adapter)?;
+    println!(
+        "gpu kernels, ms per iteration ({} iterations in one pass, a timestamp after each stage):",
+        iters
+    );
+    print!("{:>4}", "K");
+    for s in Stage::ALL {
+        print!(" {:>24}", s.name());
+    }
+    println!(" {:>10}", "whole");
+    for &k in ks {
+        let t = gpu.profile_kernels(m, k, iters)?;
+        print!("{:>4}", k.min(trustmesh::gpu::trust::MAX_BLOCK));
+        for (_, ms) in &t.stages {
+            print!(" {ms:>24.4}");
+        }
+        println!(" {:>10.4}", t.whole_ms);
     }
     Ok(())
 }

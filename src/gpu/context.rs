@@ -52,6 +52,10 @@ pub struct GpuContext {
     families: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
+/// Timestamp queries between dispatches of one pass (kernel profiling only).
+const TIMING_FEATURES: wgpu::Features =
+    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+
 impl fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GpuContext")
@@ -67,9 +71,10 @@ impl GpuContext {
     /// the first whose name contains `adapter_filter` (case-insensitive).
     ///
     /// The device is created with the adapter's own limits, so storage
-    /// bindings and buffers can be as large as the hardware allows, and with no
-    /// optional features (the kernels need none). Kernel families are compiled
-    /// on first use.
+    /// bindings and buffers can be as large as the hardware allows. The
+    /// kernels need no optional feature; timestamp queries are requested
+    /// where offered, only so `bench --profile-kernels` can time each kernel.
+    /// Kernel families are compiled on first use.
     pub fn new(adapter_filter: Option<&str>) -> Result<Self> {
         let instance = new_instance();
         let adapters = enumerate(&instance);
@@ -99,7 +104,7 @@ impl GpuContext {
         let info = adapter.get_info();
         let desc = wgpu::DeviceDescriptor {
             label: Some("trustmesh"),
-            required_features: wgpu::Features::empty(),
+            required_features: adapter.features() & TIMING_FEATURES,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -156,6 +161,11 @@ impl GpuContext {
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether kernels can be timed one by one (timestamps inside passes).
+    pub(crate) fn can_time_kernels(&self) -> bool {
+        self.device.features().contains(TIMING_FEATURES)
     }
 
     /// The limits the device was created with (the adapter's own).

@@ -134,3 +134,67 @@ fn gpu_snapshot_audit_certifies_the_bound() {
         .ok()
         .stdout_has(&["an f32 snapshot", "within"]);
 }
+
+/// The gather-ahead variant of the product kernels (four gathers in flight
+/// per lane) adds the same entries in the same order; the shader compiler may
+/// round the unrolled code differently (lavapipe: a last-bit difference on a
+/// few scores), so it must agree with the default within f32 accuracy, rank
+/// the top the same, and be deterministic itself. Run with 8 and with 64
+/// entries per lane so that lanes run long. (The conformance suite passes
+/// with TRUSTMESH_GPU_GATHER_AHEAD=1 too.)
+#[test]
+fn gpu_gather_ahead_agrees_with_the_default() {
+    use crate::util::Trustmesh;
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
+    let run = |ahead: &str, per_lane: &str| {
+        let out = dir.path().join(format!("s{ahead}_{per_lane}.parquet"));
+        Trustmesh::new()
+            .args(["score", "--device", "gpu", "--log"])
+            .arg(&log)
+            .arg("--out")
+            .arg(&out)
+            .env("TRUSTMESH_GPU_GATHER_AHEAD", ahead)
+            .env("TRUSTMESH_GPU_PER_LANE", per_lane)
+            .ok();
+        crate::common::read_scores(&out)
+    };
+    for per_lane in ["8", "64"] {
+        let plain = run("0", per_lane);
+        let ahead = run("1", per_lane);
+        assert_eq!(
+            run("1", per_lane),
+            ahead,
+            "gather-ahead is not deterministic"
+        );
+        assert_eq!(plain.len(), 3783);
+        assert_eq!(ahead.len(), 3783);
+        let l1: f64 = plain
+            .iter()
+            .zip(&ahead)
+            .map(|(a, b)| (a.1 - b.1).abs())
+            .sum();
+        assert!(
+            l1 <= 1e-6,
+            "per lane {per_lane}: L1 {l1} between the variants"
+        );
+        let top = |v: &[(String, f64, u32)]| -> Vec<String> {
+            v.iter()
+                .filter(|r| r.2 <= 20)
+                .map(|r| r.0.clone())
+                .collect()
+        };
+        assert_eq!(top(&plain), top(&ahead));
+    }
+    Trustmesh::new()
+        .args(["score", "--device", "gpu", "--log"])
+        .arg(&log)
+        .arg("--out")
+        .arg(dir.path().join("bad.parquet"))
+        .env("TRUSTMESH_GPU_GATHER_AHEAD", "4")
+        .fails(1)
+        .stderr_has(&["TRUSTMESH_GPU_GATHER_AHEAD=4: expected 0 or 1"]);
+}

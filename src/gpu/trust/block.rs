@@ -20,6 +20,7 @@ use super::kernels::{Lanes, TrustKernels};
 use super::layout::{ColStateU, ParamsU, STOP_CONVERGED, STOP_FLAT_TAIL, STOP_MAX_ITER};
 use super::matrix::{too_big, GpuMatrix};
 use super::plan::WG;
+use super::profile::{Stage, Stamps};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::trust::engine::{Column, IterParams, StopReason, TrustVector};
@@ -273,14 +274,21 @@ impl Block {
         self.groups * self.lanes.count()
     }
 
-    /// Records one iteration reading t[parity] and writing t[1 - parity].
+    /// Records one iteration reading t[parity] and writing t[1 - parity];
+    /// with `stamps`, a timestamp after each stage (kernel profiling).
     pub fn record(
         &mut self,
         ctx: &GpuContext,
         fam: &TrustKernels,
         gm: &GpuMatrix,
         pass: &mut wgpu::ComputePass<'_>,
+        mut stamps: Option<&mut Stamps>,
     ) {
+        let mut mark = |pass: &mut wgpu::ComputePass<'_>, stage: Stage| {
+            if let Some(s) = stamps.as_deref_mut() {
+                s.mark(pass, stage);
+            }
+        };
         let k = fam.get(self.lanes);
         let weights = gm.per_edge as usize;
         let spmv = &self.spmv[self.parity];
@@ -303,6 +311,7 @@ impl Block {
                 ctx.dispatch_linear(pass, blocks);
             }
         }
+        mark(pass, Stage::Product);
         let n_long = gm.plan.long_rows.len();
         if n_long > 0 {
             // long_finish reads nothing chunk-specific: any chunk's group serves.
@@ -310,13 +319,16 @@ impl Block {
             pass.set_bind_group(0, &spmv[0], &[]);
             ctx.dispatch_linear(pass, n_long.div_ceil(self.grid.rows_per_wg));
         }
+        mark(pass, Stage::LongRows);
         pass.set_bind_group(0, &self.power[self.parity], &[]);
         pass.set_pipeline(&k.update[weights]);
         ctx.dispatch_linear(pass, self.grid.n_part0.div_ceil(self.grid.rows_per_wg));
+        mark(pass, Stage::Update);
         pass.set_pipeline(&k.fold);
         ctx.dispatch_linear(pass, self.grid.n_part1.div_ceil(self.grid.rows_per_wg));
         pass.set_pipeline(&k.finalize);
         pass.dispatch_workgroups(self.groups as u32, 1, 1);
+        mark(pass, Stage::Reduce);
         self.parity = 1 - self.parity;
         self.recorded += 1;
     }

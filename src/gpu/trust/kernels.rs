@@ -84,8 +84,30 @@ impl TrustKernels {
     }
 }
 
+/// Environment variable that switches the product kernels' gather-ahead
+/// variant on (`1`) or off (`0`, the default): four index loads and gathers in
+/// flight per lane before they are added (same order, same bits). A tuning
+/// knob until it is measured on hardware; lavapipe runs it slower.
+pub const GATHER_AHEAD_ENV: &str = "TRUSTMESH_GPU_GATHER_AHEAD";
+
+/// Whether [`GATHER_AHEAD_ENV`] asks for the gather-ahead variant.
+pub fn gather_ahead_from_env() -> Result<bool> {
+    match std::env::var(GATHER_AHEAD_ENV) {
+        Err(_) => Ok(false),
+        Ok(v) => match v.as_str() {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(crate::error::Error::param(
+                GATHER_AHEAD_ENV,
+                format!("{GATHER_AHEAD_ENV}={v}: expected 0 or 1"),
+            )),
+        },
+    }
+}
+
 impl KernelFamily for TrustKernels {
     fn build(ctx: &GpuContext) -> Result<Self> {
+        let ahead = gather_ahead_from_env()? as u8 as f64;
         let device = &ctx.device;
         let spmv_layout = bind_group_layout(device, "trust spmv", &SPMV_SLOTS);
         let power_layout = bind_group_layout(device, "trust power", &POWER_SLOTS);
@@ -122,14 +144,20 @@ impl KernelFamily for TrustKernels {
                 })
             };
             Kernels {
-                spmv: [false, true]
-                    .map(|pe| pipe(&spmv_pl, &spmv, "spmv", &[("PER_EDGE", pe as u8 as f64)])),
+                spmv: [false, true].map(|pe| {
+                    pipe(
+                        &spmv_pl,
+                        &spmv,
+                        "spmv",
+                        &[("PER_EDGE", pe as u8 as f64), ("GATHER_AHEAD", ahead)],
+                    )
+                }),
                 spmv_rows: [false, true].map(|pe| {
                     pipe(
                         &spmv_pl,
                         &spmv,
                         "spmv_rows",
-                        &[("PER_EDGE", pe as u8 as f64)],
+                        &[("PER_EDGE", pe as u8 as f64), ("GATHER_AHEAD", ahead)],
                     )
                 }),
                 long_finish: pipe(&spmv_pl, &spmv, "long_finish", &[]),

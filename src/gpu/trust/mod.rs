@@ -7,7 +7,8 @@
 //! - `kernels`: the family's pipelines, compiled once per context;
 //! - `matrix`: a matrix resident on the device;
 //! - `block`: one block of columns, its buffers and one recorded iteration;
-//! - `solve`: the iteration loop over many blocks and matrices.
+//! - `solve`: the iteration loop over many blocks and matrices;
+//! - `profile`: per-kernel timing of an iteration (`bench --profile-kernels`).
 //!
 //! docs/gpu.md explains the design and its measurements.
 
@@ -16,12 +17,15 @@ mod kernels;
 mod layout;
 mod matrix;
 mod plan;
+mod profile;
 mod solve;
 
 use std::sync::Arc;
 
 pub use block::MAX_BLOCK;
+pub use kernels::{gather_ahead_from_env, GATHER_AHEAD_ENV};
 pub use plan::{PlanConfig, DEFAULT_PER_LANE};
+pub use profile::{Stage, StageTimes};
 pub use solve::READBACK_EVERY;
 
 use self::kernels::TrustKernels;
@@ -70,6 +74,16 @@ impl GpuBackend {
 
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+
+    /// Times `iters` iterations of `k` columns on `m` kernel by kernel (a
+    /// diagnostic: the solve itself never waits on timestamps).
+    pub fn profile_kernels(&self, m: &TrustMatrix, k: usize, iters: u32) -> Result<StageTimes> {
+        let ctx = &*self.ctx;
+        let fam = ctx.family::<TrustKernels>()?;
+        let out = profile::profile(ctx, &fam, m, self.plan, k, iters)?;
+        ctx.check_uncaptured()?;
+        Ok(out)
     }
 }
 

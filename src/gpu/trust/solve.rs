@@ -211,7 +211,7 @@ fn run_wave(
             for _ in 0..interval {
                 for &b in &active {
                     let gm = &mats[blocks[b].matrix];
-                    blocks[b].record(ctx, fam, gm, &mut pass);
+                    blocks[b].record(ctx, fam, gm, &mut pass, None);
                 }
             }
         }
