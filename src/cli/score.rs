@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use trustmesh::ingest::time::{parse_duration_s, parse_instant_ms};
+use trustmesh::ingest::IngestEngine;
 use trustmesh::output::{write_long, write_scores, write_topic_scores};
 use trustmesh::provenance;
 use trustmesh::score::batched::{self, BatchKind};
@@ -57,6 +58,11 @@ pub struct ScoreArgs {
     /// Keep rows before this time.
     #[arg(long)]
     until: Option<String>,
+    /// How rows are selected: stream (integer rows, the default) or sql
+    /// (DataFusion SQL over the string rows: the reference plan, same bits,
+    /// several times the memory).
+    #[arg(long, value_enum, default_value_t = Ingest::Stream)]
+    ingest: Ingest,
     /// Use negative trust: ignore (original EigenTrust) or discount.
     #[arg(long, value_enum, default_value_t = Distrust::from(DistrustMode::default()))]
     distrust: Distrust,
@@ -115,6 +121,22 @@ impl TopicArgs {
             sigma: self.sigma,
             rho: self.rho,
             similarity: self.topic_similarity,
+        }
+    }
+}
+
+/// `--ingest`, the command-line face of [`IngestEngine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Ingest {
+    Stream,
+    Sql,
+}
+
+impl From<Ingest> for IngestEngine {
+    fn from(i: Ingest) -> Self {
+        match i {
+            Ingest::Stream => IngestEngine::Stream,
+            Ingest::Sql => IngestEngine::Sql,
         }
     }
 }
@@ -180,6 +202,7 @@ impl ScoreArgs {
             .transpose()?;
         cfg.ingest.since_ms = self.since.as_deref().map(parse_instant_ms).transpose()?;
         cfg.ingest.until_ms = self.until.as_deref().map(parse_instant_ms).transpose()?;
+        cfg.ingest.engine = self.ingest.into();
         cfg.layer_weights = self.layer_weight.clone();
         cfg.cheap = self.cheap.clone();
         cfg.costly = self.costly.clone();

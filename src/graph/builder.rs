@@ -6,25 +6,32 @@
 //! (layer, src, dst, value, volume) under IEEE total order and then sum each
 //! group front to back: the sorted sequence is unique for a given multiset of
 //! rows, so the sums are too, whatever the input order or thread count.
+//!
+//! Memory: a contribution is a 24-byte [`Entry`] plus its layer (4 bytes) in
+//! a parallel array. Layers are separated by an in-place bucket permutation
+//! (no copy of the rows), each layer sorted in place, and each group's sum
+//! written over the group's first entry, so the only allocation beyond the
+//! rows is the CSR itself.
 
 use rayon::prelude::*;
 
 use super::{AgentIndex, LayerGraph, MultiGraph};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy)]
-struct Contribution {
-    layer: u32,
-    src: u32,
-    dst: u32,
-    trust: f64,
-    volume: f64,
+/// One interaction's contribution to a (src, dst) pair of some layer:
+/// `trust` = weight·outcome·decay, `volume` = weight·decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry {
+    pub src: u32,
+    pub dst: u32,
+    pub trust: f64,
+    pub volume: f64,
 }
 
-impl Contribution {
+impl Entry {
     fn cmp_key(&self, o: &Self) -> std::cmp::Ordering {
-        (self.layer, self.src, self.dst)
-            .cmp(&(o.layer, o.src, o.dst))
+        (self.src, self.dst)
+            .cmp(&(o.src, o.dst))
             .then(self.trust.total_cmp(&o.trust))
             .then(self.volume.total_cmp(&o.volume))
     }
@@ -35,17 +42,31 @@ impl Contribution {
 pub struct GraphBuilder {
     agents: AgentIndex,
     layer_names: Vec<String>,
-    items: Vec<Contribution>,
+    entries: Vec<Entry>,
+    /// Index into `layer_names` of each entry.
+    layer: Vec<u32>,
 }
 
 impl GraphBuilder {
     /// `layer_names` fixes the order of layers in the graph (and so in every
     /// later sum over layers).
     pub fn new(agents: AgentIndex, layer_names: Vec<String>) -> Self {
+        Self::from_entries(agents, layer_names, Vec::new(), Vec::new())
+    }
+
+    /// Takes contributions already collected: `layer[i]` is the index into
+    /// `layer_names` of `entries[i]`.
+    pub fn from_entries(
+        agents: AgentIndex,
+        layer_names: Vec<String>,
+        entries: Vec<Entry>,
+        layer: Vec<u32>,
+    ) -> Self {
         GraphBuilder {
             agents,
             layer_names,
-            items: Vec::new(),
+            entries,
+            layer,
         }
     }
 
@@ -54,84 +75,146 @@ impl GraphBuilder {
     }
 
     pub fn reserve(&mut self, n: usize) {
-        self.items.reserve(n);
+        self.entries.reserve(n);
+        self.layer.reserve(n);
     }
 
     /// Adds one interaction's contribution: `trust` = weight·outcome·decay,
     /// `volume` = weight·decay.
     pub fn push(&mut self, layer: u32, src: u32, dst: u32, trust: f64, volume: f64) {
         debug_assert!((layer as usize) < self.layer_names.len());
-        self.items.push(Contribution {
-            layer,
+        self.entries.push(Entry {
             src,
             dst,
             trust,
             volume,
         });
+        self.layer.push(layer);
     }
 
-    pub fn build(mut self) -> Result<MultiGraph> {
-        let n = self.agents.len();
-        self.items.par_sort_unstable_by(|a, b| a.cmp_key(b));
-        let mut layers: Vec<LayerGraph> = self
-            .layer_names
-            .iter()
-            .map(|name| LayerGraph {
-                name: name.clone(),
-                row_ptr: vec![0; n + 1],
-                col: Vec::new(),
-                trust: Vec::new(),
-                volume: Vec::new(),
-            })
-            .collect();
-        let items = &self.items;
-        let mut e = 0;
-        while e < items.len() {
-            let first = items[e];
-            let (mut s, mut v) = (0.0f64, 0.0f64);
-            while e < items.len()
-                && (items[e].layer, items[e].src, items[e].dst)
-                    == (first.layer, first.src, first.dst)
-            {
-                s += items[e].trust;
-                v += items[e].volume;
-                e += 1;
-            }
-            let layer = &mut layers[first.layer as usize];
-            if !(s.is_finite() && v.is_finite()) {
-                // Each contribution is finite (weights are checked on read),
-                // but their sum can overflow; a non-finite trust would turn
-                // every score into NaN.
-                return Err(Error::invalid(format!(
-                    "layer `{}`: the interactions from `{}` to `{}` add up to trust {s:e} and \
-                     volume {v:e}, beyond what a 64-bit float holds (~1.8e308); scale the weights down",
-                    layer.name,
-                    self.agents.name(first.src),
-                    self.agents.name(first.dst)
-                )));
-            }
-            if layer.col.len() >= u32::MAX as usize {
-                return Err(Error::invalid(format!(
-                    "layer `{}` has more than {} distinct (src, dst) pairs",
-                    layer.name,
-                    u32::MAX
-                )));
-            }
-            layer.row_ptr[first.src as usize + 1] += 1;
-            layer.col.push(first.dst);
-            layer.trust.push(s);
-            layer.volume.push(v);
+    pub fn build(self) -> Result<MultiGraph> {
+        let GraphBuilder {
+            agents,
+            layer_names,
+            mut entries,
+            layer,
+        } = self;
+        if entries.len() != layer.len() || layer.iter().any(|&l| l as usize >= layer_names.len()) {
+            return Err(Error::internal(
+                "graph builder: contributions and their layers disagree",
+            ));
         }
-        for layer in &mut layers {
-            for i in 0..n {
-                layer.row_ptr[i + 1] += layer.row_ptr[i];
-            }
+        let n = agents.len();
+        let bounds = partition_by_layer(&mut entries, layer, layer_names.len());
+        let mut layers = Vec::with_capacity(layer_names.len());
+        for (name, (a, b)) in layer_names.into_iter().zip(bounds) {
+            layers.push(sum_layer(&agents, name, &mut entries[a..b], n)?);
         }
-        Ok(MultiGraph {
-            agents: self.agents,
-            layers,
-        })
+        Ok(MultiGraph { agents, layers })
     }
+}
+
+/// Permutes `entries` in place so that each layer's entries are contiguous,
+/// layer 0 first (an American-flag pass: every entry moves at most once);
+/// returns each layer's range. The order within a layer is arbitrary: the
+/// layer is sorted next.
+fn partition_by_layer(
+    entries: &mut [Entry],
+    mut layer: Vec<u32>,
+    layers: usize,
+) -> Vec<(usize, usize)> {
+    let mut count = vec![0usize; layers];
+    for &l in &layer {
+        count[l as usize] += 1;
+    }
+    let mut bounds = Vec::with_capacity(layers);
+    let mut start = 0;
+    for c in &count {
+        bounds.push((start, start + c));
+        start += c;
+    }
+    if layers > 1 {
+        // next[k]: the first slot of bucket k not yet holding a layer-k entry.
+        let mut next: Vec<usize> = bounds.iter().map(|b| b.0).collect();
+        for k in 0..layers {
+            let end = bounds[k].1;
+            while next[k] < end {
+                let i = next[k];
+                let l = layer[i] as usize;
+                if l == k {
+                    next[k] += 1;
+                } else {
+                    // Send entry i home; whatever it displaces is examined next.
+                    let j = next[l];
+                    entries.swap(i, j);
+                    layer.swap(i, j);
+                    next[l] += 1;
+                }
+            }
+        }
+    }
+    bounds
+}
+
+/// Sorts one layer's entries, sums each (src, dst) group front to back and
+/// builds the layer's CSR.
+fn sum_layer(
+    agents: &AgentIndex,
+    name: String,
+    items: &mut [Entry],
+    n: usize,
+) -> Result<LayerGraph> {
+    items.par_sort_unstable_by(|a, b| a.cmp_key(b));
+    // Group sums written over the groups' first slots, in order.
+    let mut w = 0;
+    let mut e = 0;
+    while e < items.len() {
+        let first = items[e];
+        let (mut s, mut v) = (0.0f64, 0.0f64);
+        while e < items.len() && (items[e].src, items[e].dst) == (first.src, first.dst) {
+            s += items[e].trust;
+            v += items[e].volume;
+            e += 1;
+        }
+        if !(s.is_finite() && v.is_finite()) {
+            // Each contribution is finite (weights are checked on read), but
+            // their sum can overflow; a non-finite trust would turn every
+            // score into NaN.
+            return Err(Error::invalid(format!(
+                "layer `{name}`: the interactions from `{}` to `{}` add up to trust {s:e} and \
+                 volume {v:e}, beyond what a 64-bit float holds (~1.8e308); scale the weights down",
+                agents.name(first.src),
+                agents.name(first.dst)
+            )));
+        }
+        items[w] = Entry {
+            trust: s,
+            volume: v,
+            ..first
+        };
+        w += 1;
+    }
+    if w > u32::MAX as usize {
+        return Err(Error::invalid(format!(
+            "layer `{name}` has more than {} distinct (src, dst) pairs",
+            u32::MAX
+        )));
+    }
+    let pairs = &items[..w];
+    let mut row_ptr = vec![0u32; n + 1];
+    for p in pairs {
+        row_ptr[p.src as usize + 1] += 1;
+    }
+    for i in 0..n {
+        row_ptr[i + 1] += row_ptr[i];
+    }
+    Ok(LayerGraph {
+        name,
+        row_ptr,
+        col: pairs.iter().map(|p| p.dst).collect(),
+        trust: pairs.iter().map(|p| p.trust).collect(),
+        volume: pairs.iter().map(|p| p.volume).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +263,33 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("inf"), "{e}");
+    }
+
+    #[test]
+    fn layers_are_separated_whatever_their_order() {
+        // Layers interleaved and out of order; every row lands in its layer.
+        let rows: Vec<_> = (0..60u32)
+            .map(|i| ((i * 7) % 3 % 2, i % 3, (i + 1) % 3, i as f64, 1.0))
+            .collect();
+        let g = build(&rows);
+        for (k, layer) in g.layers.iter().enumerate() {
+            let want: f64 = rows.iter().filter(|r| r.0 == k as u32).map(|r| r.3).sum();
+            let got: f64 = layer.trust.iter().sum();
+            assert_eq!(got, want, "layer {k}");
+            let count = rows.iter().filter(|r| r.0 == k as u32).count() as f64;
+            assert_eq!(layer.volume.iter().sum::<f64>(), count);
+        }
+        let ends = partition_by_layer(
+            &mut [Entry {
+                src: 0,
+                dst: 0,
+                trust: 0.0,
+                volume: 0.0,
+            }; 5],
+            vec![2, 0, 2, 1, 0],
+            4,
+        );
+        assert_eq!(ends, vec![(0, 2), (2, 3), (3, 5), (5, 5)]);
     }
 
     #[test]

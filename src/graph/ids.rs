@@ -20,6 +20,12 @@ pub struct AgentIndex {
     ids: FxHashMap<String, u32>,
 }
 
+/// The canonical order of agent names: shorter first, then by bytes (so
+/// numeric ids sort numerically).
+fn canonical_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 impl AgentIndex {
     /// Builds the index from any collection of names (duplicates allowed).
     pub fn from_names<I, S>(names: I) -> Self
@@ -28,7 +34,7 @@ impl AgentIndex {
         S: Into<String>,
     {
         let mut names: Vec<String> = names.into_iter().map(Into::into).collect();
-        names.sort_unstable_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        names.sort_unstable_by(|a, b| canonical_cmp(a, b));
         names.dedup();
         let ids = names
             .iter()
@@ -36,6 +42,28 @@ impl AgentIndex {
             .map(|(i, s)| (s.clone(), i as u32))
             .collect();
         AgentIndex { names, ids }
+    }
+
+    /// Builds the index from distinct names numbered in any order (say, first
+    /// seen) and returns it with the map from those numbers to canonical ids.
+    pub fn from_numbered(names: Vec<String>) -> (Self, Vec<u32>) {
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| canonical_cmp(&names[a as usize], &names[b as usize]));
+        let mut remap = vec![0u32; names.len()];
+        for (id, &old) in order.iter().enumerate() {
+            remap[old as usize] = id as u32;
+        }
+        let mut slots: Vec<Option<String>> = names.into_iter().map(Some).collect();
+        let names: Vec<String> = order
+            .iter()
+            .map(|&old| slots[old as usize].take().unwrap_or_default())
+            .collect();
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u32))
+            .collect();
+        (AgentIndex { names, ids }, remap)
     }
 
     pub fn len(&self) -> usize {
@@ -62,6 +90,15 @@ impl AgentIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_names_get_canonical_ids() {
+        let names = ["b", "10", "a", "9"].map(String::from).to_vec();
+        let (idx, remap) = AgentIndex::from_numbered(names);
+        assert_eq!(idx.names(), ["9", "a", "b", "10"]);
+        assert_eq!(remap, vec![2, 3, 1, 0]);
+        assert_eq!(idx.id("10"), Some(3));
+    }
 
     #[test]
     fn ids_follow_canonical_order_not_input_order() {

@@ -9,7 +9,7 @@ pub mod builder;
 pub mod ids;
 pub mod synthetic;
 
-pub use builder::GraphBuilder;
+pub use builder::{Entry, GraphBuilder};
 pub use ids::AgentIndex;
 
 /// Aggregated interactions of one layer, in CSR form over source agents.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{params, Error, Message, Result};
+use crate::error::{params, Error, Message, Result, ResultExt};
 
 /// Expands each argument: a file is taken as is, a directory contributes its
 /// `*.parquet` files (not recursive), anything else is tried as a glob. Each
@@ -61,6 +61,25 @@ pub fn resolve(args: &[String]) -> Result<Vec<PathBuf>> {
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// Rows the files hold together, from their footers (nothing else is read),
+/// so the ingest can allocate its row arrays once. A file whose footer
+/// cannot be read is reported here, named, as the read itself would.
+pub fn total_rows(files: &[PathBuf]) -> Result<u64> {
+    let mut total = 0u64;
+    for f in files {
+        let rows = (|| {
+            let file = std::fs::File::open(f).map_err(Error::read)?;
+            let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .map_err(Error::read)?;
+            Ok::<_, Error>(meta.file_metadata().num_rows().max(0) as u64)
+        })()
+        .with_path(f)?;
+        total = total.saturating_add(rows);
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

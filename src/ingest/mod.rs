@@ -1,35 +1,47 @@
 //! Ingest stage: Parquet interaction logs → validated, filtered, decayed
 //! contributions → [`MultiGraph`].
 //!
-//! Files are validated one by one (so errors name the file and row), then
-//! DataFusion runs the selection (time window, layers, self-ratings) and the
-//! decay as SQL over the validated rows. The sums per (src, dst, layer) happen
-//! in the graph builder, in canonical order, because a hash aggregate's float
-//! sums depend on partitioning and would break bit-identical scores.
+//! Files are validated one by one (so errors name the file and row). By
+//! default each validated batch becomes integer rows at once and the strings
+//! are dropped (`rows`: names interned to ids, 36 bytes per row); the
+//! selection (time window, layers, self-ratings, slashed raters) and the
+//! decay run over integers. `--ingest sql` runs the same selection as
+//! DataFusion SQL over the string batches instead (`sql`, the reference the
+//! integer path is tested against bit for bit). Either way the sums per
+//! (src, dst, layer) happen in the graph builder, in canonical order, because
+//! a hash aggregate's float sums depend on partitioning and would break
+//! bit-identical scores.
 
 pub mod auth;
 pub mod convert;
 pub mod files;
 pub mod read;
+mod rows;
 pub mod sign;
+mod sql;
 pub mod tables;
 pub mod time;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::StreamExt;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::error::{params, Error, Result};
 use crate::graph::{AgentIndex, GraphBuilder, MultiGraph};
 use auth::{AuthDrops, RowAuth};
+use rows::{RowReader, Rows, Selection};
+
+/// How the selection runs (`score --ingest`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestEngine {
+    /// Integer rows, selected in parallel in place (the default).
+    #[default]
+    Stream,
+    /// DataFusion SQL over the string batches (the reference plan).
+    Sql,
+}
 
 /// What to select from the logs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,6 +57,8 @@ pub struct IngestOptions {
     /// (rater, layer) pairs whose rows are dropped: a fraud proof removes the
     /// prover's target's outgoing feedback in that topic.
     pub exclude_raters: Vec<(String, String)>,
+    /// How the selection runs; every engine gives the same bits.
+    pub engine: IngestEngine,
 }
 
 /// Counts for the report.
@@ -84,7 +98,7 @@ pub struct DropCounts {
 /// Validated rows of all files, before selection.
 pub struct LogTable {
     pub files: Vec<PathBuf>,
-    batches: Vec<RecordBatch>,
+    data: TableData,
     pub rows: u64,
     pub latest_ts_ms: Option<i64>,
     /// Sorted distinct layer names.
@@ -92,53 +106,62 @@ pub struct LogTable {
     /// Every src and dst (the agent set), dense ids by name.
     pub agents: AgentIndex,
     pub read_seconds: f64,
-    /// Rows dropped at read by a [`RowAuth`] (already out of `batches`).
+    /// Rows dropped at read by a [`RowAuth`] (already out of the rows).
     auth_drops: AuthDrops,
+}
+
+/// The rows as the engine needs them.
+enum TableData {
+    Rows(Rows),
+    Batches(Vec<arrow::array::RecordBatch>),
 }
 
 impl LogTable {
     /// Reads and validates every file.
     pub fn read(files: Vec<PathBuf>) -> Result<Self> {
-        Self::read_with(files, None)
+        Self::read_with(files, None, IngestEngine::default())
     }
 
     /// As [`LogTable::read`], keeping only the rows `auth` accepts (the
-    /// others are counted as drops).
-    pub fn read_with(files: Vec<PathBuf>, auth: Option<&RowAuth>) -> Result<Self> {
+    /// others are counted as drops), held as `engine` needs them.
+    pub fn read_with(
+        files: Vec<PathBuf>,
+        auth: Option<&RowAuth>,
+        engine: IngestEngine,
+    ) -> Result<Self> {
         let start = std::time::Instant::now();
+        let capacity = match engine {
+            IngestEngine::Stream => files::total_rows(&files)?,
+            IngestEngine::Sql => 0,
+        };
+        let capacity = usize::try_from(capacity)
+            .map_err(|_| Error::invalid(format!("{capacity} rows do not fit this machine")))?;
+        let mut reader = RowReader::with_capacity(capacity);
         let mut batches = Vec::new();
         let mut auth_drops = AuthDrops::default();
         for f in &files {
-            batches.extend(match auth {
-                None => read::read_file(f)?,
-                Some(a) => read::read_file_auth(f, a, &mut auth_drops)?,
-            });
+            read::read_file_with(f, auth.map(|a| (a, &mut auth_drops)), &mut |b| {
+                reader.push(&b)?;
+                if engine == IngestEngine::Sql {
+                    batches.push(b);
+                }
+                Ok(())
+            })?;
         }
-        let mut rows = auth_drops.unregistered_rater + auth_drops.bad_signature;
-        let mut latest: Option<i64> = None;
-        let mut names: FxHashSet<&str> = FxHashSet::default();
-        let mut layers: FxHashSet<&str> = FxHashSet::default();
-        for b in &batches {
-            rows += b.num_rows() as u64;
-            let ts = b.column(0).as_primitive::<Int64Type>();
-            if let Some(m) = arrow::compute::max(ts) {
-                latest = Some(latest.map_or(m, |l| l.max(m)));
-            }
-            for c in [1, 2] {
-                names.extend(b.column(c).as_string::<i32>().iter().flatten());
-            }
-            layers.extend(b.column(3).as_string::<i32>().iter().flatten());
-        }
-        let agents = AgentIndex::from_names(names.iter().copied());
-        let mut layers: Vec<String> = layers.into_iter().map(String::from).collect();
-        layers.sort();
+        let read = reader.finish();
+        let kept = read.rows.len() as u64;
+        let rows = auth_drops.unregistered_rater + auth_drops.bad_signature + kept;
+        let data = match engine {
+            IngestEngine::Stream => TableData::Rows(read.rows),
+            IngestEngine::Sql => TableData::Batches(batches),
+        };
         Ok(LogTable {
             files,
-            batches,
+            data,
             rows,
-            latest_ts_ms: latest,
-            layers,
-            agents,
+            latest_ts_ms: read.latest_ts_ms,
+            layers: read.layers,
+            agents: read.agents,
             read_seconds: start.elapsed().as_secs_f64(),
             auth_drops,
         })
@@ -151,17 +174,17 @@ impl LogTable {
     /// Synchronous wrapper of [`LogTable::select_async`] for callers without
     /// an async runtime (see [`crate::runtime::block_on`]).
     pub fn select(
-        &self,
+        self,
         opts: &IngestOptions,
         evidence_layers: &[String],
     ) -> Result<(MultiGraph, IngestStats)> {
         crate::runtime::block_on(self.select_async(opts, evidence_layers))
     }
 
-    /// As [`LogTable::select`], on the caller's runtime: the DataFusion query
-    /// runs on it, the graph is built on the calling task.
+    /// As [`LogTable::select`], on the caller's runtime: the SQL engine's
+    /// query runs on it, the graph is built on the calling task.
     pub async fn select_async(
-        &self,
+        self,
         opts: &IngestOptions,
         evidence_layers: &[String],
     ) -> Result<(MultiGraph, IngestStats)> {
@@ -187,63 +210,62 @@ impl LogTable {
                 display_files(&self.files)
             )));
         }
-        let t0 = std::time::Instant::now();
-        let (graph_input, mut drops) = self.query(opts, &layer_names).await?;
-        drops.unregistered_rater = self.auth_drops.unregistered_rater;
-        drops.bad_signature = self.auth_drops.bad_signature;
-        let aggregate_seconds = t0.elapsed().as_secs_f64();
-
-        let t1 = std::time::Instant::now();
-        let mut builder = GraphBuilder::new(self.agents.clone(), layer_names.clone());
-        let mut used = 0u64;
-        for b in &graph_input {
-            used += b.num_rows() as u64;
-            let src = b.column(0).as_string::<i32>();
-            let dst = b.column(1).as_string::<i32>();
-            let layer = b.column(2).as_string::<i32>();
-            let trust = b.column(3).as_primitive::<Float64Type>();
-            let volume = b.column(4).as_primitive::<Float64Type>();
-            builder.reserve(b.num_rows());
-            let id = |name: &str| {
-                self.agents.id(name).ok_or_else(|| {
-                    Error::internal(format!("agent `{name}` is not in the agent set"))
-                })
-            };
-            for r in 0..b.num_rows() {
-                let l = layer_names
-                    .iter()
-                    .position(|n| n == layer.value(r))
-                    .ok_or_else(|| {
-                        Error::internal(format!(
-                            "the query returned layer `{}`, which was not selected",
-                            layer.value(r)
-                        ))
-                    })?;
-                builder.push(
-                    l as u32,
-                    id(src.value(r))?,
-                    id(dst.value(r))?,
-                    trust.value(r),
-                    volume.value(r),
-                );
+        if let Some(h) = opts.half_life_s {
+            if !(h > 0.0 && h <= time::MAX_DURATION_S) {
+                return Err(Error::invalid(format!(
+                    "half-life of {h:e} s: expected a positive number of seconds up to {:e}",
+                    time::MAX_DURATION_S
+                )));
             }
         }
-        let graph = builder.build()?;
+        let LogTable {
+            files,
+            data,
+            rows,
+            latest_ts_ms,
+            layers,
+            agents,
+            read_seconds,
+            auth_drops,
+        } = self;
+        let t0 = std::time::Instant::now();
+        let (graph, used, mut drops, t1) = match data {
+            TableData::Rows(r) => {
+                let sel = selection(&agents, &layers, &layer_names, latest_ts_ms, opts);
+                let (entries, layer, drops) = rows::select(r, &sel);
+                let t1 = std::time::Instant::now();
+                let used = entries.len() as u64;
+                let builder = GraphBuilder::from_entries(agents, layer_names, entries, layer);
+                (builder.build()?, used, drops, t1)
+            }
+            TableData::Batches(b) => {
+                let mut builder = GraphBuilder::new(agents.clone(), layer_names.clone());
+                let (used, drops) =
+                    sql::select_into(&b, latest_ts_ms, &agents, opts, &layer_names, &mut builder)
+                        .await?;
+                drop(b);
+                let t1 = std::time::Instant::now();
+                (builder.build()?, used, drops, t1)
+            }
+        };
+        let aggregate_seconds = (t1 - t0).as_secs_f64();
+        drops.unregistered_rater = auth_drops.unregistered_rater;
+        drops.bad_signature = auth_drops.bad_signature;
         if used == 0 {
             return Err(Error::Empty(format!(
                 "all {} rows were dropped by the filters (unregistered raters {}, bad signatures {}, self-ratings {}, outside the time window {}, layer not selected {}, slashed raters {})",
-                self.rows, drops.unregistered_rater, drops.bad_signature, drops.self_rating, drops.outside_window, drops.layer_not_selected, drops.slashed_rater
+                rows, drops.unregistered_rater, drops.bad_signature, drops.self_rating, drops.outside_window, drops.layer_not_selected, drops.slashed_rater
             )));
         }
         let stats = IngestStats {
-            files: self.files.len(),
-            paths: self.files.clone(),
-            rows_read: self.rows,
+            files: files.len(),
+            paths: files,
+            rows_read: rows,
             rows_used: used,
             rows_dropped: drops,
-            latest_ts_ms: self.latest_ts_ms,
-            layers_present: self.layers.clone(),
-            read_seconds: self.read_seconds,
+            latest_ts_ms,
+            layers_present: layers,
+            read_seconds,
             aggregate_seconds,
             build_seconds: t1.elapsed().as_secs_f64(),
         };
@@ -263,120 +285,6 @@ impl LogTable {
             ))
         }
     }
-
-    async fn query(
-        &self,
-        opts: &IngestOptions,
-        layers: &[String],
-    ) -> Result<(Vec<RecordBatch>, DropCounts)> {
-        let parts = rayon::current_num_threads().max(1);
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_target_partitions(parts));
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
-        for (i, b) in self.batches.iter().enumerate() {
-            partitions[i % parts].push(b.clone());
-        }
-        let table = MemTable::try_new(read::canonical_schema(), partitions)?;
-        ctx.register_table("log", Arc::new(table))?;
-
-        let mut window = vec!["TRUE".to_string()];
-        if let Some(s) = opts.since_ms {
-            window.push(format!("ts >= {s}"));
-        }
-        if let Some(u) = opts.until_ms {
-            window.push(format!("ts < {u}"));
-        }
-        let window = window.join(" AND ");
-        let layer_in = format!(
-            "layer IN ({})",
-            layers
-                .iter()
-                .map(|l| sql_string(l))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let decay = match (opts.half_life_s, self.latest_ts_ms) {
-            (Some(h), _) if !(h > 0.0 && h <= time::MAX_DURATION_S) => {
-                return Err(Error::invalid(format!(
-                    "half-life of {h:e} s: expected a positive number of seconds up to {:e}",
-                    time::MAX_DURATION_S
-                )));
-            }
-            (Some(h), Some(now)) => {
-                format!("power(2.0, CAST(ts - {now} AS DOUBLE) / {:e})", h * 1000.0)
-            }
-            _ => "1.0".to_string(),
-        };
-
-        let counts = ctx
-            .sql(&format!(
-                "SELECT
-                   sum(CASE WHEN src = dst THEN 1 ELSE 0 END),
-                   sum(CASE WHEN src <> dst AND NOT ({window}) THEN 1 ELSE 0 END),
-                   sum(CASE WHEN src <> dst AND ({window}) AND NOT ({layer_in}) THEN 1 ELSE 0 END)
-                 FROM log"
-            ))
-            .await?
-            .collect()
-            .await?;
-        let c = &counts[0];
-        let get = |i: usize| -> u64 {
-            let a = c.column(i).as_primitive::<Int64Type>();
-            if a.is_null(0) {
-                0
-            } else {
-                a.value(0) as u64
-            }
-        };
-        let mut drops = DropCounts {
-            self_rating: get(0),
-            outside_window: get(1),
-            layer_not_selected: get(2),
-            slashed_rater: 0,
-            unregistered_rater: 0,
-            bad_signature: 0,
-        };
-
-        let df = ctx
-            .sql(&format!(
-                "SELECT src, dst, layer,
-                        weight * outcome * {decay} AS trust,
-                        weight * {decay} AS volume
-                 FROM log
-                 WHERE src <> dst AND ({window}) AND {layer_in}"
-            ))
-            .await?;
-        let mut stream = df.execute_stream().await?;
-        // Slashed raters are a set lookup per row here rather than one SQL
-        // term per proof, which would grow the plan (and the planner's stack)
-        // with the number of proofs.
-        let excluded: FxHashSet<(&str, &str)> = opts
-            .exclude_raters
-            .iter()
-            .map(|(a, l)| (a.as_str(), l.as_str()))
-            .collect();
-        let mut out = Vec::new();
-        while let Some(b) = stream.next().await {
-            let b = b?;
-            if excluded.is_empty() {
-                out.push(b);
-                continue;
-            }
-            let utf8 = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
-            let (src, layer) = (utf8(0)?, utf8(2)?);
-            let (src, layer) = (src.as_string::<i32>(), layer.as_string::<i32>());
-            let keep: BooleanArray = (0..b.num_rows())
-                .map(|i| Some(!excluded.contains(&(src.value(i), layer.value(i)))))
-                .collect();
-            drops.slashed_rater += (b.num_rows() - keep.true_count()) as u64;
-            out.push(filter_record_batch(&b, &keep)?);
-        }
-        Ok((out, drops))
-    }
-}
-
-fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 pub(crate) fn quoted_list(v: &[String]) -> String {
@@ -392,4 +300,39 @@ fn display_files(files: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The streaming engine's selection over canonical ids: `layer_names` (the
+/// selected layers, in graph order) by id, the window, the decay and the
+/// slashed (rater, layer) pairs. Raters or layers the logs do not have select
+/// no row, as in the SQL plan.
+fn selection(
+    agents: &AgentIndex,
+    layers: &[String],
+    layer_names: &[String],
+    latest_ts_ms: Option<i64>,
+    opts: &IngestOptions,
+) -> Selection {
+    let layer_id = |name: &str| layers.binary_search_by(|l| l.as_str().cmp(name)).ok();
+    let mut layer_pos = vec![None; layers.len()];
+    for (pos, name) in layer_names.iter().enumerate() {
+        if let Some(id) = layer_id(name) {
+            layer_pos[id] = Some(pos as u32);
+        }
+    }
+    let excluded: FxHashSet<(u32, u32)> = opts
+        .exclude_raters
+        .iter()
+        .filter_map(|(a, l)| Some((agents.id(a)?, layer_id(l)? as u32)))
+        .collect();
+    Selection {
+        layer_pos,
+        since_ms: opts.since_ms,
+        until_ms: opts.until_ms,
+        decay: match (opts.half_life_s, latest_ts_ms) {
+            (Some(h), Some(now)) => Some((now, h * 1000.0)),
+            _ => None,
+        },
+        excluded,
+    }
 }

@@ -42,23 +42,32 @@ const NUM_EXPECTED: &str = "float32 or float64";
 /// Reads and validates one file into canonical batches. Every error names
 /// the file.
 pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    read_batches(path, None).with_path(path)
+    let mut out = Vec::new();
+    read_file_with(path, None, &mut |b| {
+        out.push(b);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
-/// As [`read_file`], keeping only the rows `auth` accepts (counted in
-/// `drops`); every row is validated first, so errors name the same rows.
-pub fn read_file_auth(
+/// Reads and validates one file batch by batch, handing each canonical batch
+/// to `sink` (so a caller need not hold the file). With `auth`, only the
+/// rows it accepts are handed on (the others counted in its drops); every
+/// row is validated first, so errors name the same rows. Every error names
+/// the file.
+pub fn read_file_with(
     path: &Path,
-    auth: &RowAuth,
-    drops: &mut AuthDrops,
-) -> Result<Vec<RecordBatch>> {
-    read_batches(path, Some((auth, drops))).with_path(path)
+    auth: Option<(&RowAuth, &mut AuthDrops)>,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    read_batches(path, auth, sink).with_path(path)
 }
 
 fn read_batches(
     path: &Path,
     mut auth: Option<(&RowAuth, &mut AuthDrops)>,
-) -> Result<Vec<RecordBatch>> {
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
     let file = File::open(path).map_err(Error::read)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::read)?;
     let schema = builder.schema().clone();
@@ -113,19 +122,18 @@ fn read_batches(
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(Error::read)?;
-    let mut out = Vec::new();
     let mut row0: u64 = 0;
     for batch in reader {
         let batch = batch.map_err(Error::read)?;
         let rows = batch.num_rows();
         let canonical = normalise(&batch, has_weight, row0)?;
-        out.push(match auth.as_mut() {
+        sink(match auth.as_mut() {
             None => canonical,
             Some((a, drops)) => a.filter(&canonical, batch.column_by_name(SIG_COLUMN), drops)?,
-        });
+        })?;
         row0 += rows as u64;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn check_type(column: &str, dt: &DataType) -> Result<()> {

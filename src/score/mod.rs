@@ -231,6 +231,7 @@ impl ScoreConfig {
             "since_ms": i.since_ms,
             "until_ms": i.until_ms,
             "half_life_s": i.half_life_s,
+            "ingest": i.engine,
             "pretrusted": self.pretrusted.as_ref().map(|p| p.display().to_string()),
             "alpha": params.alpha,
             "epsilon": params.epsilon,
@@ -273,7 +274,7 @@ impl ScoreConfig {
                 Some(RowAuth::from_ledger(&ledger, self.require_signatures))
             }
         };
-        LogTable::read_with(files, auth.as_ref())
+        LogTable::read_with(files, auth.as_ref(), self.ingest.engine)
     }
 
     /// [`Self::parameters`] plus the options of one kind of job under `key`.
@@ -328,7 +329,7 @@ pub fn prepare(cfg: &ScoreConfig) -> Result<Prepared> {
 /// As [`prepare`], on the caller's runtime.
 pub async fn prepare_async(cfg: &ScoreConfig) -> Result<Prepared> {
     let table = cfg.read_logs()?;
-    prepare_table_async(cfg, &table, &[]).await
+    prepare_table_async(cfg, table, &[]).await
 }
 
 /// As [`prepare`], on logs already read; `exclude_raters` are (rater, layer)
@@ -336,7 +337,7 @@ pub async fn prepare_async(cfg: &ScoreConfig) -> Result<Prepared> {
 /// [`prepare_table_async`].
 pub fn prepare_table(
     cfg: &ScoreConfig,
-    table: &LogTable,
+    table: LogTable,
     exclude_raters: &[(String, String)],
 ) -> Result<Prepared> {
     runtime::block_on(prepare_table_async(cfg, table, exclude_raters))
@@ -345,7 +346,7 @@ pub fn prepare_table(
 /// As [`prepare_table`], on the caller's runtime.
 pub async fn prepare_table_async(
     cfg: &ScoreConfig,
-    table: &LogTable,
+    table: LogTable,
     exclude_raters: &[(String, String)],
 ) -> Result<Prepared> {
     let scored = scored_layers(cfg, &table.layers)?;

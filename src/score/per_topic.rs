@@ -162,7 +162,7 @@ pub async fn run_async(
         .iter()
         .map(|(a, t, _)| (a.clone(), t.clone()))
         .collect();
-    let (graph, local, stats) = prepare_table_async(cfg, &table, &exclude).await?;
+    let (graph, local, stats) = prepare_table_async(cfg, table, &exclude).await?;
     let n = graph.n();
 
     let t_build = Instant::now();

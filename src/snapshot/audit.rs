@@ -62,6 +62,11 @@ struct Parameters {
     consistency_gate: bool,
     registry: Option<String>,
     require_signatures: bool,
+    /// Recorded for provenance; every engine gives the same bits, so the
+    /// audit re-derives with its own default.
+    #[serde(default)]
+    #[allow(dead_code)]
+    ingest: Option<crate::ingest::IngestEngine>,
 }
 
 #[derive(Debug, Deserialize)]
