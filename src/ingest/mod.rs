@@ -140,13 +140,16 @@ impl LogTable {
         let mut batches = Vec::new();
         let mut auth_drops = AuthDrops::default();
         for f in &files {
-            read::read_file_with(f, auth.map(|a| (a, &mut auth_drops)), &mut |b| {
-                reader.push(&b)?;
-                if engine == IngestEngine::Sql {
-                    batches.push(b);
+            match engine {
+                IngestEngine::Stream => read::read_rows(f, auth, &mut reader, &mut auth_drops)?,
+                IngestEngine::Sql => {
+                    read::read_file_with(f, auth.map(|a| (a, &mut auth_drops)), &mut |b| {
+                        reader.push(&b)?;
+                        batches.push(b);
+                        Ok(())
+                    })?
                 }
-                Ok(())
-            })?;
+            }
         }
         let read = reader.finish();
         let kept = read.rows.len() as u64;

@@ -16,16 +16,17 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type};
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::DropCounts;
 use crate::error::{Error, Result};
+use crate::graph::ids::NameMap;
 use crate::graph::{AgentIndex, Entry};
 
 /// Names to dense ids in order of first appearance.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: FxHashMap<Box<str>, u32>,
+    ids: NameMap<Box<str>, u32>,
 }
 
 impl Interner {
@@ -37,6 +38,17 @@ impl Interner {
             .map_err(|_| Error::invalid("more than 2^32 distinct names in the logs"))?;
         self.ids.insert(name.into(), id);
         Ok(id)
+    }
+
+    /// Takes over `other`'s names; returns the map from its ids to ours.
+    fn absorb(&mut self, other: Interner) -> Result<Vec<u32>> {
+        let mut remap = vec![0u32; other.ids.len()];
+        for (name, theirs) in other.ids {
+            let next = u32::try_from(self.ids.len())
+                .map_err(|_| Error::invalid("more than 2^32 distinct names in the logs"))?;
+            remap[theirs as usize] = *self.ids.entry(name).or_insert(next);
+        }
+        Ok(remap)
     }
 
     /// The names, indexed by id.
@@ -97,40 +109,151 @@ impl RowReader {
         }
     }
 
-    /// Appends one canonical batch (read::canonical_schema, validated).
-    pub fn push(&mut self, b: &RecordBatch) -> Result<()> {
-        let ts = b.column(0).as_primitive::<Int64Type>();
-        let src = b.column(1).as_string::<i32>();
-        let dst = b.column(2).as_string::<i32>();
-        let layer = b.column(3).as_string::<i32>();
-        let outcome = b.column(4).as_primitive::<Float64Type>();
-        let weight = b.column(5).as_primitive::<Float64Type>();
-        if let Some(m) = arrow::compute::max(ts) {
+    /// Rows read so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The id of agent `name` in this reader.
+    pub fn agent_id(&mut self, name: &str) -> Result<u32> {
+        self.agents.id(name)
+    }
+
+    /// The id of layer `name` in this reader.
+    pub fn layer_id(&mut self, name: &str) -> Result<u32> {
+        self.layers.id(name)
+    }
+
+    /// Appends validated rows given as columns of this reader's ids.
+    pub fn push_ids(
+        &mut self,
+        ts: &[i64],
+        src: &[u32],
+        dst: &[u32],
+        layer: &[u32],
+        outcome: &[f64],
+        weight: &[f64],
+    ) {
+        if let Some(&m) = ts.iter().max() {
             self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
         }
         let r = &mut self.rows;
-        r.ts.extend_from_slice(ts.values());
-        // Consecutive rows mostly share their layer: remember the last one.
-        let mut last: Option<(&str, u32)> = None;
-        for i in 0..b.num_rows() {
-            let name = layer.value(i);
-            let l = match last {
-                Some((n, id)) if n == name => id,
-                _ => {
-                    let id = self.layers.id(name)?;
-                    last = Some((name, id));
-                    id
-                }
-            };
-            r.layer.push(l);
-            let w = weight.value(i);
-            r.entries.push(Entry {
-                src: self.agents.id(src.value(i))?,
-                dst: self.agents.id(dst.value(i))?,
-                trust: w * outcome.value(i),
-                volume: w,
+        r.ts.extend_from_slice(ts);
+        r.layer.extend_from_slice(layer);
+        r.entries
+            .extend(src.iter().zip(dst).zip(outcome.iter().zip(weight)).map(
+                |((&s, &d), (&o, &w))| Entry {
+                    src: s,
+                    dst: d,
+                    trust: w * o,
+                    volume: w,
+                },
+            ));
+    }
+
+    /// Grows the arrays by the sizes given and hands out one slot per size,
+    /// in order, for row groups to fill side by side (each numbering names
+    /// by itself); [`RowReader::absorb_group`] then merges each slot.
+    pub fn slots(&mut self, sizes: &[usize]) -> Vec<GroupRows<'_>> {
+        let r = &mut self.rows;
+        let start = r.entries.len();
+        let total: usize = sizes.iter().sum();
+        let blank = Entry {
+            src: 0,
+            dst: 0,
+            trust: 0.0,
+            volume: 0.0,
+        };
+        r.entries.resize(start + total, blank);
+        r.ts.resize(start + total, 0);
+        r.layer.resize(start + total, 0);
+        let (mut e, mut t, mut l) = (
+            &mut r.entries[start..],
+            &mut r.ts[start..],
+            &mut r.layer[start..],
+        );
+        let mut out = Vec::with_capacity(sizes.len());
+        for &n in sizes {
+            let (e0, e1) = std::mem::take(&mut e).split_at_mut(n);
+            let (t0, t1) = std::mem::take(&mut t).split_at_mut(n);
+            let (l0, l1) = std::mem::take(&mut l).split_at_mut(n);
+            (e, t, l) = (e1, t1, l1);
+            out.push(GroupRows {
+                entries: e0,
+                ts: t0,
+                layer: l0,
+                len: 0,
+                names: GroupNames::default(),
             });
         }
+        out
+    }
+
+    /// Merges the names of the group whose slot starts at row `start` and
+    /// maps its rows' ids to ours.
+    pub fn absorb_group(&mut self, start: usize, names: GroupNames) -> Result<()> {
+        let agents = self.agents.absorb(names.agents)?;
+        let layers = self.layers.absorb(names.layers)?;
+        if let Some(m) = names.latest {
+            self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
+        }
+        let end = start + names.len;
+        let r = &mut self.rows;
+        r.entries[start..end].par_iter_mut().for_each(|e| {
+            e.src = agents[e.src as usize];
+            e.dst = agents[e.dst as usize];
+        });
+        r.layer[start..end]
+            .par_iter_mut()
+            .for_each(|l| *l = layers[*l as usize]);
+        Ok(())
+    }
+
+    /// Appends `other`'s rows after ours, its ids mapped to ours.
+    pub fn absorb(&mut self, other: RowReader) -> Result<()> {
+        let agents = self.agents.absorb(other.agents)?;
+        let layers = self.layers.absorb(other.layers)?;
+        if let Some(m) = other.latest {
+            self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
+        }
+        let r = &mut self.rows;
+        let o = other.rows;
+        r.ts.extend_from_slice(&o.ts);
+        r.layer.extend(o.layer.iter().map(|&l| layers[l as usize]));
+        r.entries.extend(o.entries.iter().map(|e| Entry {
+            src: agents[e.src as usize],
+            dst: agents[e.dst as usize],
+            ..*e
+        }));
+        Ok(())
+    }
+
+    /// Appends one canonical batch (read::canonical_schema, validated).
+    pub fn push(&mut self, b: &RecordBatch) -> Result<()> {
+        let ts = b.column(0).as_primitive::<Int64Type>();
+        let mut ids = |c: usize, agents: bool| -> Result<Vec<u32>> {
+            let names = b.column(c).as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| {
+                    if agents {
+                        self.agents.id(names.value(i))
+                    } else {
+                        self.layers.id(names.value(i))
+                    }
+                })
+                .collect()
+        };
+        let (src, dst, layer) = (ids(1, true)?, ids(2, true)?, ids(3, false)?);
+        let outcome = b.column(4).as_primitive::<Float64Type>();
+        let weight = b.column(5).as_primitive::<Float64Type>();
+        self.push_ids(
+            ts.values(),
+            &src,
+            &dst,
+            &layer,
+            outcome.values(),
+            weight.values(),
+        );
         Ok(())
     }
 
@@ -165,6 +288,113 @@ impl RowReader {
             layers,
             latest_ts_ms: latest,
         }
+    }
+}
+
+/// Where validated rows go: names become ids, rows are appended.
+pub(crate) trait RowSink {
+    fn agent_id(&mut self, name: &str) -> Result<u32>;
+    fn layer_id(&mut self, name: &str) -> Result<u32>;
+    /// Appends rows given as columns of this sink's ids.
+    #[allow(clippy::too_many_arguments)]
+    fn push_ids(
+        &mut self,
+        ts: &[i64],
+        src: &[u32],
+        dst: &[u32],
+        layer: &[u32],
+        outcome: &[f64],
+        weight: &[f64],
+    ) -> Result<()>;
+}
+
+impl RowSink for RowReader {
+    fn agent_id(&mut self, name: &str) -> Result<u32> {
+        RowReader::agent_id(self, name)
+    }
+    fn layer_id(&mut self, name: &str) -> Result<u32> {
+        RowReader::layer_id(self, name)
+    }
+    fn push_ids(
+        &mut self,
+        ts: &[i64],
+        src: &[u32],
+        dst: &[u32],
+        layer: &[u32],
+        outcome: &[f64],
+        weight: &[f64],
+    ) -> Result<()> {
+        RowReader::push_ids(self, ts, src, dst, layer, outcome, weight);
+        Ok(())
+    }
+}
+
+/// A row group's names, numbered by the group itself, and what it filled.
+#[derive(Debug, Default)]
+pub(crate) struct GroupNames {
+    agents: Interner,
+    layers: Interner,
+    latest: Option<i64>,
+    /// Rows written into the slot.
+    pub len: usize,
+}
+
+/// One row group's slot of the file's row arrays (see [`RowReader::slots`]).
+pub(crate) struct GroupRows<'a> {
+    entries: &'a mut [Entry],
+    ts: &'a mut [i64],
+    layer: &'a mut [u32],
+    len: usize,
+    names: GroupNames,
+}
+
+impl GroupRows<'_> {
+    /// The group's names, once it is filled.
+    pub fn finish(mut self) -> GroupNames {
+        self.names.len = self.len;
+        self.names
+    }
+}
+
+impl RowSink for GroupRows<'_> {
+    fn agent_id(&mut self, name: &str) -> Result<u32> {
+        self.names.agents.id(name)
+    }
+    fn layer_id(&mut self, name: &str) -> Result<u32> {
+        self.names.layers.id(name)
+    }
+    fn push_ids(
+        &mut self,
+        ts: &[i64],
+        src: &[u32],
+        dst: &[u32],
+        layer: &[u32],
+        outcome: &[f64],
+        weight: &[f64],
+    ) -> Result<()> {
+        let (a, n) = (self.len, ts.len());
+        if a + n > self.entries.len() {
+            return Err(Error::invalid(format!(
+                "a row group holds more rows than the file's footer says ({})",
+                self.entries.len()
+            )));
+        }
+        if let Some(&m) = ts.iter().max() {
+            let l = &mut self.names.latest;
+            *l = Some(l.map_or(m, |l| l.max(m)));
+        }
+        self.ts[a..a + n].copy_from_slice(ts);
+        self.layer[a..a + n].copy_from_slice(layer);
+        for (k, e) in self.entries[a..a + n].iter_mut().enumerate() {
+            *e = Entry {
+                src: src[k],
+                dst: dst[k],
+                trust: weight[k] * outcome[k],
+                volume: weight[k],
+            };
+        }
+        self.len += n;
+        Ok(())
     }
 }
 

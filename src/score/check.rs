@@ -3,7 +3,7 @@
 //! ‖F(x) − x‖₁ = r for the iteration map F (a contraction by 1 − alpha in
 //! L1), then ‖x − x*‖₁ ≤ r / alpha for the exact fixed point x*.
 
-use rustc_hash::FxHashMap;
+use crate::graph::ids::NameMap;
 
 use super::{prepare, seed_pretrust, ScoreConfig};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub fn one_step_residual(cfg: &ScoreConfig, vector: &[(String, f64)]) -> Result<
             vector.len()
         )));
     }
-    let by_name: FxHashMap<&str, f64> = vector.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+    let by_name: NameMap<&str, f64> = vector.iter().map(|(a, s)| (a.as_str(), *s)).collect();
     let mut start = vec![0.0; n];
     for (i, x) in start.iter_mut().enumerate() {
         let name = graph.agents.name(i as u32);

@@ -115,7 +115,10 @@ pub fn build_matrices(
 ) -> Result<(TrustMatrix, TrustMatrix)> {
     cfg.validate(g)?;
     let n = g.n();
-    let mut pos_entries = Vec::new();
+    // At most one entry per stored pair of each scored layer: allocated once
+    // (growing would copy, and double the peak on large graphs).
+    let pairs: usize = cfg.layers.iter().map(|l| g.layers[l.index].edges()).sum();
+    let mut pos_entries = Vec::with_capacity(pairs);
     let mut neg_entries = Vec::new();
     let mut deficit = vec![0.0f64; n];
     for sl in &cfg.layers {

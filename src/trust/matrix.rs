@@ -49,9 +49,9 @@ impl TryFrom<WeightedGraph> for TrustMatrix {
 impl TrustMatrix {
     /// Builds the pull form from forward entries (i, j, C(i,j)).
     ///
-    /// Duplicate (i, j) pairs are summed in the order given, so callers that
-    /// emit entries layer by layer get a sum in layer order. Entries with a
-    /// weight of exactly zero are dropped.
+    /// Duplicate (i, j) pairs (one per layer) are summed in increasing order
+    /// of their values, so the sum does not depend on the order given.
+    /// Entries with a weight of exactly zero are dropped.
     pub fn from_entries(
         n: usize,
         mut entries: Vec<(u32, u32, f64)>,
@@ -75,8 +75,11 @@ impl TrustMatrix {
             ));
         }
         entries.retain(|e| e.2 != 0.0);
-        // Stable: keeps the caller's order among duplicates.
-        entries.par_sort_by_key(|&(i, j, _)| (j, i));
+        // Duplicates of a pair (one per layer) are summed in value order
+        // (IEEE total order): unique for a given multiset of entries, so the
+        // sums do not depend on the caller's order, and an unstable sort
+        // needs no buffer (a stable one takes half the entries again).
+        entries.par_sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)).then(a.2.total_cmp(&b.2)));
         let mut ptr = vec![0u32; n + 1];
         let mut src: Vec<u32> = Vec::with_capacity(entries.len());
         let mut w: Vec<f64> = Vec::with_capacity(entries.len());
@@ -243,6 +246,23 @@ mod tests {
         assert_eq!(m.sources(), &[0, 0, 1]);
         assert_eq!(m.weights(), &EdgeWeights::PerSource(vec![0.5, 1.0, 0.0]));
         assert_eq!(m.mul_transpose(&[1.0, 2.0, 4.0]), vec![0.0, 0.5, 2.5]);
+    }
+
+    #[test]
+    fn duplicates_sum_the_same_in_any_order() {
+        // Left to right, 1 + 1e-16 + 1e-16 rounds to 1; smallest first it
+        // does not.
+        let vals = [1.0, 1e-16, 1e-16];
+        let sum = |order: [usize; 3]| {
+            let e = order.iter().map(|&k| (0u32, 1u32, vals[k])).collect();
+            let m = TrustMatrix::from_entries(2, e, vec![0.0, 1.0]).unwrap();
+            m.mul_transpose(&[1.0, 0.0])[1]
+        };
+        let want = (1e-16 + 1e-16) + 1.0;
+        assert_ne!(want, 1.0);
+        for order in [[0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+            assert_eq!(sum(order), want, "{order:?}");
+        }
     }
 
     #[test]
