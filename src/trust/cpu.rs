@@ -15,7 +15,7 @@ use super::engine::{
     LoadedMatrices, StopReason, TrustBackend, TrustVector,
 };
 use super::matrix::{EdgeWeights, TrustMatrix};
-use super::scores::top_ids;
+use super::scores::{top_ids, top_ids_from};
 use crate::error::Result;
 
 /// Targets per work item; also the granularity of the deterministic reductions.
@@ -161,6 +161,8 @@ struct ColState {
     iterations: u32,
     residual: f64,
     top: Vec<u32>,
+    /// The lowest score in `top` when it was taken.
+    nth: f64,
     stable: u32,
     stop: Option<StopReason>,
 }
@@ -192,6 +194,7 @@ impl<'a> Block<'a> {
                     iterations: 0,
                     residual: f64::INFINITY,
                     top: Vec::new(),
+                    nth: f64::NEG_INFINITY,
                     stable: 0,
                     stop: None,
                 })
@@ -239,7 +242,17 @@ impl<'a> Block<'a> {
             if c.residual < params.epsilon {
                 c.stop = Some(StopReason::Converged);
             } else if let Some(ft) = params.flat_tail {
-                let top = top_ids(self.n, ft.top, |i| self.t[i * w + k]);
+                let score = |i: usize| self.t[i * w + k];
+                // No score moved by more than this step's L1 change r, so the
+                // new top is among the scores at least the last top's lowest
+                // minus r (2r: a margin for the rounding of r itself). A scan
+                // and a small selection instead of a selection over all n.
+                let near = c
+                    .top
+                    .last()
+                    .and_then(|_| top_ids_from(self.n, ft.top, c.nth - 2.0 * c.residual, score));
+                let top = near.unwrap_or_else(|| top_ids(self.n, ft.top, score));
+                c.nth = top.last().map_or(f64::NEG_INFINITY, |&i| score(i as usize));
                 if top == c.top {
                     c.stable += 1;
                 } else {
@@ -603,6 +616,51 @@ mod tests {
         let v = CpuBackend.solve(&m, &[warm], &params).unwrap().remove(0);
         assert_eq!(v.iterations, 1);
         assert!(cold.iterations > 10);
+    }
+
+    /// The flat-tail rule looks at the scores near the last top only; it
+    /// must stop exactly where the rule applied to a full top selection of
+    /// every iterate stops (iterates recomputed here with max_iter = k).
+    #[test]
+    fn flat_tail_stops_where_full_selections_would() {
+        use crate::graph::synthetic::{power_law_trust, Weighting};
+        let m =
+            TrustMatrix::try_from(power_law_trust(3000, 2.0, 300, Weighting::Random, 7)).unwrap();
+        let p = vec![1.0 / 3000.0; 3000];
+        for (iterations, top) in [(2, 10), (4, 50), (3, 400)] {
+            let ft = super::super::engine::FlatTail { iterations, top };
+            let run = |flat_tail, max_iter| {
+                let params = IterParams {
+                    epsilon: 1e-300,
+                    max_iter,
+                    flat_tail,
+                    ..Default::default()
+                };
+                CpuBackend
+                    .solve(&m, &[Column::new(p.clone())], &params)
+                    .unwrap()
+                    .remove(0)
+            };
+            let got = run(Some(ft), 500);
+            assert_eq!(got.stop, StopReason::FlatTail);
+            let (mut last, mut stable, mut want) = (Vec::new(), 0, 0);
+            for k in 1..=got.iterations + 1 {
+                let v = run(None, k);
+                let t = top_ids(v.scores.len(), top, |i| v.scores[i]);
+                stable = if t == last { stable + 1 } else { 0 };
+                last = t;
+                if stable >= iterations {
+                    want = k;
+                    break;
+                }
+            }
+            assert_eq!(got.iterations, want, "flat tail {iterations} x top {top}");
+            // The top changed before it settled: the case tests something.
+            assert!(
+                want > iterations + 1,
+                "flat tail {iterations} x top {top}: {want}"
+            );
+        }
     }
 
     #[test]

@@ -54,6 +54,36 @@ pub fn top_ids(n: usize, top: usize, score: impl Fn(usize) -> f64) -> Vec<u32> {
     idx
 }
 
+/// As [`top_ids`], looking only at scores of at least `floor`; `None` when
+/// fewer than `top` (or `n`, if smaller) scores reach it. When the caller
+/// knows at least `top` scores reach the floor, the result is exactly
+/// [`top_ids`]'s: the top is among them, and they are ordered alike.
+pub fn top_ids_from(
+    n: usize,
+    top: usize,
+    floor: f64,
+    score: impl Fn(usize) -> f64,
+) -> Option<Vec<u32>> {
+    let top = top.min(n);
+    let mut idx: Vec<u32> = (0..n as u32)
+        .filter(|&i| score(i as usize) >= floor)
+        .collect();
+    if idx.len() < top {
+        return None;
+    }
+    let cmp = |a: &u32, b: &u32| {
+        score(*b as usize)
+            .total_cmp(&score(*a as usize))
+            .then(a.cmp(b))
+    };
+    if top < idx.len() {
+        idx.select_nth_unstable_by(top, cmp);
+        idx.truncate(top);
+    }
+    idx.sort_unstable_by(cmp);
+    Some(idx)
+}
+
 /// 1-based ranks, ties by index.
 pub fn ranks(scores: &[f64]) -> Vec<u32> {
     let mut r = vec![0u32; scores.len()];
@@ -66,6 +96,22 @@ pub fn ranks(scores: &[f64]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_from_a_floor_is_the_top() {
+        let v: Vec<f64> = (0..500)
+            .map(|i| ((i * 7919) % 503) as f64 / 503.0)
+            .collect();
+        let full = top_ids(v.len(), 20, |i| v[i]);
+        let nth = v[*full.last().unwrap() as usize];
+        for floor in [nth, nth - 0.01, 0.0] {
+            assert_eq!(
+                top_ids_from(v.len(), 20, floor, |i| v[i]),
+                Some(full.clone())
+            );
+        }
+        assert_eq!(top_ids_from(v.len(), 20, nth + 1e-9, |i| v[i]), None);
+    }
 
     #[test]
     fn ranks_break_ties_by_id() {
