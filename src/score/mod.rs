@@ -115,7 +115,12 @@ pub struct RunSummary {
     pub rows_dropped: DropCounts,
     pub agents: usize,
     pub layers: Vec<LayerReport>,
+    /// (src, dst) pairs with at least one interaction, per layer, whatever
+    /// the sign of their summed trust.
     pub edges_per_layer: BTreeMap<String, usize>,
+    /// The pairs whose summed trust is positive: the ones local trust (and so
+    /// the trust matrix) is built from.
+    pub trust_edges_per_layer: BTreeMap<String, usize>,
     pub alpha: f64,
     pub epsilon: f64,
 }
@@ -147,6 +152,11 @@ impl RunSummary {
                 .layers
                 .iter()
                 .map(|l| (l.name.clone(), l.edges()))
+                .collect(),
+            trust_edges_per_layer: graph
+                .layers
+                .iter()
+                .map(|l| (l.name.clone(), l.trust.iter().filter(|&&t| t > 0.0).count()))
                 .collect(),
             alpha: params.alpha,
             epsilon: params.epsilon,

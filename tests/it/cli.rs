@@ -81,6 +81,10 @@ fn score_writes_ranked_scores_and_report() {
     assert_eq!(r["rows_dropped"]["self_rating"], 1);
     assert_eq!(r["agents"], 4);
     assert_eq!(r["edges_per_layer"]["payment"], 2);
+    // dave's negative rating of alice is a pair, but no trust edge.
+    assert_eq!(r["edges_per_layer"]["review"], 2);
+    assert_eq!(r["trust_edges_per_layer"]["review"], 1);
+    assert_eq!(r["trust_edges_per_layer"]["payment"], 2);
     assert_eq!(r["stop"], "converged");
     assert!(r["residual"].as_f64().unwrap() < 1e-9);
     for stage in ["read", "aggregate", "build", "iterate", "write"] {
