@@ -166,6 +166,24 @@ pub struct BenchCase {
     pub gb_per_second: f64,
     /// gb_per_second / the device's bandwidth, where known.
     pub fraction_of_bound: Option<f64>,
+    /// Peak resident memory of the process while this case ran (Linux: the
+    /// high-water mark is reset before the case), bytes; `None` elsewhere.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Resets the process's resident-memory high-water mark (Linux), so the
+/// next [`peak_rss_bytes`] reports the peak from now on; false where the
+/// kernel does not allow it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's resident-memory high-water mark (Linux `VmHWM`), bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Compulsory memory traffic of one iteration: each stored index and weight
@@ -269,7 +287,9 @@ pub fn measure(
     value_bytes: usize,
     bandwidth_gbps: Option<f64>,
 ) -> Result<BenchCase> {
+    let reset = reset_peak_rss();
     let ms = time_iteration(backend, m, k, iters)?;
+    let peak_rss_bytes = if reset { peak_rss_bytes() } else { None };
     let secs = ms / 1e3;
     let gbps = bytes_per_iteration(m, k, value_bytes) / secs / 1e9;
     Ok(BenchCase {
@@ -280,6 +300,7 @@ pub fn measure(
         edges_per_second: m.nnz() as f64 * k as f64 / secs,
         gb_per_second: gbps,
         fraction_of_bound: bandwidth_gbps.map(|b| gbps / b),
+        peak_rss_bytes,
     })
 }
 
@@ -325,6 +346,16 @@ mod tests {
             assert!((r + d - 1.0).abs() < 1e-12);
         }
         let c = measure(&CpuBackend, "cpu", &m, 2, 4, 8, Some(10.0)).unwrap();
+        if reset_peak_rss() {
+            // Where the peak can be measured (Linux), the process holds at
+            // least the matrix and two vectors.
+            let floor = (m.nnz() * 4 + 500 * 2 * 8) as u64;
+            assert!(
+                c.peak_rss_bytes.is_some_and(|b| b > floor),
+                "{:?}",
+                c.peak_rss_bytes
+            );
+        }
         // Saved and read back, the matrix is the same; a damaged file is an error.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.bin");

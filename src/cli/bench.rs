@@ -185,12 +185,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let base = cases.first().map(|c| c.ms_per_vector).unwrap_or(1.0);
     println!(
-        "{:<6} {:>4} {:>10} {:>10} {:>11} {:>8} {:>9} {:>10}",
-        "device", "K", "ms/iter", "ms/vector", "Medges/s", "GB/s", "of bound", "speed-up"
+        "{:<6} {:>4} {:>10} {:>10} {:>11} {:>8} {:>9} {:>10} {:>10}",
+        "device",
+        "K",
+        "ms/iter",
+        "ms/vector",
+        "Medges/s",
+        "GB/s",
+        "of bound",
+        "speed-up",
+        "peak RSS"
     );
     for c in &cases {
         println!(
-            "{:<6} {:>4} {:>10.3} {:>10.3} {:>11.1} {:>8.2} {:>9} {:>9.2}x",
+            "{:<6} {:>4} {:>10.3} {:>10.3} {:>11.1} {:>8.2} {:>9} {:>9.2}x {:>10}",
             c.device,
             c.k,
             c.ms_per_iteration,
@@ -199,7 +207,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             c.gb_per_second,
             c.fraction_of_bound
                 .map_or("unknown".to_string(), |f| format!("{:.0}%", f * 100.0)),
-            base / c.ms_per_vector
+            base / c.ms_per_vector,
+            c.peak_rss_bytes.map_or("unknown".to_string(), |b| format!(
+                "{:.0} MB",
+                b as f64 / 1e6
+            ))
         );
     }
     println!("speed-up: per vector, against the first row (measured in this run)");
