@@ -19,7 +19,7 @@ use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
 
 use super::auth::{is_signature_type, AuthDrops, RowAuth, SIG_COLUMN, SIG_EXPECTED};
-use super::rows::{GroupNames, GroupRows, RowReader, RowSink};
+use super::rows::{GroupNames, GroupRows, IdRows, RowReader, RowSink};
 use crate::error::{Error, Result, ResultExt};
 
 /// The schema every file is normalised to: ts in epoch milliseconds, plain
@@ -321,7 +321,14 @@ fn push_raw(
     } else {
         vec![1.0; batch.num_rows()]
     };
-    out.push_ids(ts.values(), &src, &dst, &layer, outcome.values(), &weight)
+    out.push_ids(IdRows {
+        ts: ts.values(),
+        src: &src,
+        dst: &dst,
+        layer: &layer,
+        outcome: outcome.values(),
+        weight: &weight,
+    })
 }
 
 /// The ids of one dictionary's values, kept while consecutive batches carry

@@ -114,43 +114,6 @@ impl RowReader {
         self.rows.len()
     }
 
-    /// The id of agent `name` in this reader.
-    pub fn agent_id(&mut self, name: &str) -> Result<u32> {
-        self.agents.id(name)
-    }
-
-    /// The id of layer `name` in this reader.
-    pub fn layer_id(&mut self, name: &str) -> Result<u32> {
-        self.layers.id(name)
-    }
-
-    /// Appends validated rows given as columns of this reader's ids.
-    pub fn push_ids(
-        &mut self,
-        ts: &[i64],
-        src: &[u32],
-        dst: &[u32],
-        layer: &[u32],
-        outcome: &[f64],
-        weight: &[f64],
-    ) {
-        if let Some(&m) = ts.iter().max() {
-            self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
-        }
-        let r = &mut self.rows;
-        r.ts.extend_from_slice(ts);
-        r.layer.extend_from_slice(layer);
-        r.entries
-            .extend(src.iter().zip(dst).zip(outcome.iter().zip(weight)).map(
-                |((&s, &d), (&o, &w))| Entry {
-                    src: s,
-                    dst: d,
-                    trust: w * o,
-                    volume: w,
-                },
-            ));
-    }
-
     /// Grows the arrays by the sizes given and hands out one slot per size,
     /// in order, for row groups to fill side by side (each numbering names
     /// by itself); [`RowReader::absorb_group`] then merges each slot.
@@ -194,9 +157,7 @@ impl RowReader {
     pub fn absorb_group(&mut self, start: usize, names: GroupNames) -> Result<()> {
         let agents = self.agents.absorb(names.agents)?;
         let layers = self.layers.absorb(names.layers)?;
-        if let Some(m) = names.latest {
-            self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
-        }
+        self.latest = later(self.latest, names.latest);
         let end = start + names.len;
         let r = &mut self.rows;
         r.entries[start..end].par_iter_mut().for_each(|e| {
@@ -213,9 +174,7 @@ impl RowReader {
     pub fn absorb(&mut self, other: RowReader) -> Result<()> {
         let agents = self.agents.absorb(other.agents)?;
         let layers = self.layers.absorb(other.layers)?;
-        if let Some(m) = other.latest {
-            self.latest = Some(self.latest.map_or(m, |l| l.max(m)));
-        }
+        self.latest = later(self.latest, other.latest);
         let r = &mut self.rows;
         let o = other.rows;
         r.ts.extend_from_slice(&o.ts);
@@ -246,15 +205,14 @@ impl RowReader {
         let (src, dst, layer) = (ids(1, true)?, ids(2, true)?, ids(3, false)?);
         let outcome = b.column(4).as_primitive::<Float64Type>();
         let weight = b.column(5).as_primitive::<Float64Type>();
-        self.push_ids(
-            ts.values(),
-            &src,
-            &dst,
-            &layer,
-            outcome.values(),
-            weight.values(),
-        );
-        Ok(())
+        self.push_ids(IdRows {
+            ts: ts.values(),
+            src: &src,
+            dst: &dst,
+            layer: &layer,
+            outcome: outcome.values(),
+            weight: weight.values(),
+        })
     }
 
     /// Maps the first-seen ids to canonical ones (agents in
@@ -291,40 +249,57 @@ impl RowReader {
     }
 }
 
+/// Validated rows as columns of a sink's ids.
+pub(crate) struct IdRows<'a> {
+    pub ts: &'a [i64],
+    pub src: &'a [u32],
+    pub dst: &'a [u32],
+    pub layer: &'a [u32],
+    pub outcome: &'a [f64],
+    pub weight: &'a [f64],
+}
+
+impl IdRows<'_> {
+    /// The rows' entries: (src, dst, weight·outcome, weight).
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        (0..self.ts.len()).map(|k| Entry {
+            src: self.src[k],
+            dst: self.dst[k],
+            trust: self.weight[k] * self.outcome[k],
+            volume: self.weight[k],
+        })
+    }
+
+    fn latest(&self) -> Option<i64> {
+        self.ts.iter().max().copied()
+    }
+}
+
+/// The later of two optional instants.
+fn later(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.max(b)
+}
+
 /// Where validated rows go: names become ids, rows are appended.
 pub(crate) trait RowSink {
     fn agent_id(&mut self, name: &str) -> Result<u32>;
     fn layer_id(&mut self, name: &str) -> Result<u32>;
-    /// Appends rows given as columns of this sink's ids.
-    #[allow(clippy::too_many_arguments)]
-    fn push_ids(
-        &mut self,
-        ts: &[i64],
-        src: &[u32],
-        dst: &[u32],
-        layer: &[u32],
-        outcome: &[f64],
-        weight: &[f64],
-    ) -> Result<()>;
+    fn push_ids(&mut self, rows: IdRows<'_>) -> Result<()>;
 }
 
 impl RowSink for RowReader {
     fn agent_id(&mut self, name: &str) -> Result<u32> {
-        RowReader::agent_id(self, name)
+        self.agents.id(name)
     }
     fn layer_id(&mut self, name: &str) -> Result<u32> {
-        RowReader::layer_id(self, name)
+        self.layers.id(name)
     }
-    fn push_ids(
-        &mut self,
-        ts: &[i64],
-        src: &[u32],
-        dst: &[u32],
-        layer: &[u32],
-        outcome: &[f64],
-        weight: &[f64],
-    ) -> Result<()> {
-        RowReader::push_ids(self, ts, src, dst, layer, outcome, weight);
+    fn push_ids(&mut self, rows: IdRows<'_>) -> Result<()> {
+        self.latest = later(self.latest, rows.latest());
+        let r = &mut self.rows;
+        r.ts.extend_from_slice(rows.ts);
+        r.layer.extend_from_slice(rows.layer);
+        r.entries.extend(rows.entries());
         Ok(())
     }
 }
@@ -363,35 +338,19 @@ impl RowSink for GroupRows<'_> {
     fn layer_id(&mut self, name: &str) -> Result<u32> {
         self.names.layers.id(name)
     }
-    fn push_ids(
-        &mut self,
-        ts: &[i64],
-        src: &[u32],
-        dst: &[u32],
-        layer: &[u32],
-        outcome: &[f64],
-        weight: &[f64],
-    ) -> Result<()> {
-        let (a, n) = (self.len, ts.len());
+    fn push_ids(&mut self, rows: IdRows<'_>) -> Result<()> {
+        let (a, n) = (self.len, rows.ts.len());
         if a + n > self.entries.len() {
             return Err(Error::invalid(format!(
                 "a row group holds more rows than the file's footer says ({})",
                 self.entries.len()
             )));
         }
-        if let Some(&m) = ts.iter().max() {
-            let l = &mut self.names.latest;
-            *l = Some(l.map_or(m, |l| l.max(m)));
-        }
-        self.ts[a..a + n].copy_from_slice(ts);
-        self.layer[a..a + n].copy_from_slice(layer);
-        for (k, e) in self.entries[a..a + n].iter_mut().enumerate() {
-            *e = Entry {
-                src: src[k],
-                dst: dst[k],
-                trust: weight[k] * outcome[k],
-                volume: weight[k],
-            };
+        self.names.latest = later(self.names.latest, rows.latest());
+        self.ts[a..a + n].copy_from_slice(rows.ts);
+        self.layer[a..a + n].copy_from_slice(rows.layer);
+        for (slot, e) in self.entries[a..a + n].iter_mut().zip(rows.entries()) {
+            *slot = e;
         }
         self.len += n;
         Ok(())
