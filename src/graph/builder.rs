@@ -9,9 +9,12 @@
 //!
 //! Memory: a contribution is a 24-byte [`Entry`] plus its layer (4 bytes) in
 //! a parallel array. Layers are separated by an in-place bucket permutation
-//! (no copy of the rows), each layer sorted in place, and each group's sum
-//! written over the group's first entry, so the only allocation beyond the
-//! rows is the CSR itself.
+//! (no copy of the rows; the layer array is freed after it), each layer
+//! sorted in place, and each group's sum written over the group's first
+//! entry. The summed pairs then move into the layers' CSR arrays a chunk at
+//! a time from the end, each chunk's memory given back as soon as it is
+//! copied, so the contributions and the CSR (20 bytes per pair) never both
+//! hold the same pairs: the peak is the contributions themselves.
 
 use rayon::prelude::*;
 
@@ -106,13 +109,26 @@ impl GraphBuilder {
         }
         let n = agents.len();
         let bounds = partition_by_layer(&mut entries, layer, layer_names.len());
-        let mut layers = Vec::with_capacity(layer_names.len());
-        for (name, (a, b)) in layer_names.into_iter().zip(bounds) {
-            layers.push(sum_layer(&agents, name, &mut entries[a..b], n)?);
+        let mut pairs = Vec::with_capacity(bounds.len());
+        for (name, &(a, b)) in layer_names.iter().zip(&bounds) {
+            pairs.push(sum_pairs(&agents, name, &mut entries[a..b])?);
         }
+        // Last layer first: each layer's pairs end the array once the layers
+        // after it are handed over, so they can be moved out from the end.
+        let mut layers = Vec::with_capacity(bounds.len());
+        for ((name, &(a, _)), &w) in layer_names.into_iter().zip(&bounds).zip(&pairs).rev() {
+            entries.truncate(a + w);
+            entries.shrink_to_fit();
+            layers.push(into_csr(name, &mut entries, a, n, HANDOVER_CHUNK));
+        }
+        layers.reverse();
         Ok(MultiGraph { agents, layers })
     }
 }
+
+/// Pairs moved into the CSR arrays per step of [`into_csr`] (24 MB of
+/// contributions given back each time).
+const HANDOVER_CHUNK: usize = 1 << 20;
 
 /// Permutes `entries` in place so that each layer's entries are contiguous,
 /// layer 0 first (an American-flag pass: every entry moves at most once);
@@ -156,14 +172,9 @@ fn partition_by_layer(
     bounds
 }
 
-/// Sorts one layer's entries, sums each (src, dst) group front to back and
-/// builds the layer's CSR.
-fn sum_layer(
-    agents: &AgentIndex,
-    name: String,
-    items: &mut [Entry],
-    n: usize,
-) -> Result<LayerGraph> {
+/// Sorts one layer's entries and sums each (src, dst) group front to back,
+/// writing the sums over the front of `items`; returns how many pairs.
+fn sum_pairs(agents: &AgentIndex, name: &str, items: &mut [Entry]) -> Result<usize> {
     items.par_sort_unstable_by(|a, b| a.cmp_key(b));
     // Group sums written over the groups' first slots, in order.
     let mut w = 0;
@@ -200,21 +211,52 @@ fn sum_layer(
             u32::MAX
         )));
     }
-    let pairs = &items[..w];
+    Ok(w)
+}
+
+/// Moves the summed pairs `entries[a..]` (sorted by (src, dst)) into a
+/// layer's CSR, truncating `entries` to `a`. Chunks move from the end, and
+/// each chunk's memory is returned to the allocator once copied (for arrays
+/// this large, a shrinking reallocation unmaps the tail in place), while the
+/// CSR arrays are zeroed allocations whose pages only count once written.
+fn into_csr(
+    name: String,
+    entries: &mut Vec<Entry>,
+    a: usize,
+    n: usize,
+    chunk: usize,
+) -> LayerGraph {
+    let w = entries.len() - a;
     let mut row_ptr = vec![0u32; n + 1];
-    for p in pairs {
+    for p in &entries[a..] {
         row_ptr[p.src as usize + 1] += 1;
     }
     for i in 0..n {
         row_ptr[i + 1] += row_ptr[i];
     }
-    Ok(LayerGraph {
+    let mut col = vec![0u32; w];
+    let mut trust = vec![0f64; w];
+    let mut volume = vec![0f64; w];
+    let mut end = entries.len();
+    while end > a {
+        let start = end.saturating_sub(chunk).max(a);
+        let lo = start - a;
+        for (k, p) in entries[start..end].iter().enumerate() {
+            col[lo + k] = p.dst;
+            trust[lo + k] = p.trust;
+            volume[lo + k] = p.volume;
+        }
+        entries.truncate(start);
+        entries.shrink_to_fit();
+        end = start;
+    }
+    LayerGraph {
         name,
         row_ptr,
-        col: pairs.iter().map(|p| p.dst).collect(),
-        trust: pairs.iter().map(|p| p.trust).collect(),
-        volume: pairs.iter().map(|p| p.volume).collect(),
-    })
+        col,
+        trust,
+        volume,
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +291,33 @@ mod tests {
         let y = &g.layers[1];
         assert_eq!(y.col, vec![1]);
         assert_eq!(y.trust, vec![0.25]);
+    }
+
+    #[test]
+    fn handover_in_small_chunks_keeps_every_pair_in_place() {
+        // Pairs of rows 0..4 behind 3 entries of another layer; chunks of 2
+        // leave a partial chunk at the front.
+        let e = |src, dst, t| Entry {
+            src,
+            dst,
+            trust: t,
+            volume: 1.0,
+        };
+        let mut entries = vec![e(9, 9, 0.0), e(9, 9, 0.0), e(9, 9, 0.0)];
+        let pairs = [
+            e(0, 1, 1.0),
+            e(0, 3, 2.0),
+            e(2, 0, 3.0),
+            e(3, 1, 4.0),
+            e(3, 2, 5.0),
+        ];
+        entries.extend(pairs);
+        let g = into_csr("x".into(), &mut entries, 3, 4, 2);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(g.row_ptr, vec![0, 2, 2, 3, 5]);
+        assert_eq!(g.col, vec![1, 3, 0, 1, 2]);
+        assert_eq!(g.trust, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(g.volume, vec![1.0; 5]);
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub struct IngestOptions {
     pub engine: IngestEngine,
 }
 
+impl IngestOptions {
+    /// Whether the selection reads the rows' timestamps (a time window or a
+    /// decay); logs read for options that do not are held without them.
+    pub fn reads_timestamps(&self) -> bool {
+        self.since_ms.is_some() || self.until_ms.is_some() || self.half_life_s.is_some()
+    }
+}
+
 /// Counts for the report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IngestStats {
@@ -117,18 +125,25 @@ enum TableData {
 }
 
 impl LogTable {
-    /// Reads and validates every file.
+    /// Reads and validates every file, for any selection.
     pub fn read(files: Vec<PathBuf>) -> Result<Self> {
-        Self::read_with(files, None, IngestEngine::default())
+        let any = IngestOptions {
+            half_life_s: Some(1.0),
+            ..Default::default()
+        };
+        Self::read_with(files, None, &any)
     }
 
     /// As [`LogTable::read`], keeping only the rows `auth` accepts (the
-    /// others are counted as drops), held as `engine` needs them.
+    /// others are counted as drops), held as `opts.engine` needs them, and
+    /// for selections like `opts`: without timestamps when
+    /// [`IngestOptions::reads_timestamps`] is false.
     pub fn read_with(
         files: Vec<PathBuf>,
         auth: Option<&RowAuth>,
-        engine: IngestEngine,
+        opts: &IngestOptions,
     ) -> Result<Self> {
+        let engine = opts.engine;
         let start = std::time::Instant::now();
         let capacity = match engine {
             IngestEngine::Stream => files::total_rows(&files)?,
@@ -136,7 +151,7 @@ impl LogTable {
         };
         let capacity = usize::try_from(capacity)
             .map_err(|_| Error::invalid(format!("{capacity} rows do not fit this machine")))?;
-        let mut reader = RowReader::with_capacity(capacity);
+        let mut reader = RowReader::with_capacity(capacity, opts.reads_timestamps());
         let mut batches = Vec::new();
         let mut auth_drops = AuthDrops::default();
         for f in &files {
@@ -144,7 +159,7 @@ impl LogTable {
                 IngestEngine::Stream => read::read_rows(f, auth, &mut reader, &mut auth_drops)?,
                 IngestEngine::Sql => {
                     read::read_file_with(f, auth.map(|a| (a, &mut auth_drops)), &mut |b| {
-                        reader.push(&b)?;
+                        read::push_canonical(&mut reader, &b)?;
                         batches.push(b);
                         Ok(())
                     })?
@@ -235,7 +250,7 @@ impl LogTable {
         let (graph, used, mut drops, t1) = match data {
             TableData::Rows(r) => {
                 let sel = selection(&agents, &layers, &layer_names, latest_ts_ms, opts);
-                let (entries, layer, drops) = rows::select(r, &sel);
+                let (entries, layer, drops) = rows::select(r, &sel)?;
                 let t1 = std::time::Instant::now();
                 let used = entries.len() as u64;
                 let builder = GraphBuilder::from_entries(agents, layer_names, entries, layer);

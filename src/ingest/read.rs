@@ -188,13 +188,14 @@ fn read_rows_inner(
         })
         .collect();
     let window = rayon::current_num_threads().max(1);
+    let keep_ts = rows.keeps_ts();
     for w in groups.chunks(window) {
         if let Some(a) = auth {
             // Rows may be dropped: each group fills its own reader, appended
             // after.
             let done: Vec<Result<(RowReader, AuthDrops)>> = w
                 .par_iter()
-                .map(|&(g, row0)| read_group_auth(path, &meta, &proj, g, row0, a))
+                .map(|&(g, row0)| read_group_auth(path, &meta, &proj, g, row0, a, keep_ts))
                 .collect();
             for d in done {
                 let (part, part_drops) = d?;
@@ -283,19 +284,26 @@ fn read_group_auth(
     group: usize,
     mut row0: u64,
     auth: &RowAuth,
+    keep_ts: bool,
 ) -> Result<(RowReader, AuthDrops)> {
     let rows = meta.metadata().row_group(group).num_rows().max(0) as usize;
-    let mut out = RowReader::with_capacity(rows);
+    let mut out = RowReader::with_capacity(rows, keep_ts);
     let mut drops = AuthDrops::default();
     for batch in group_reader(path, meta, proj, group)? {
         let batch = batch.map_err(Error::read)?;
         let n = batch.num_rows();
         let canonical = normalise(&batch, proj.has_weight, row0)?;
         let kept = auth.filter(&canonical, batch.column_by_name(SIG_COLUMN), &mut drops)?;
-        out.push(&kept)?;
+        push_canonical(&mut out, &kept)?;
         row0 += n as u64;
     }
     Ok((out, drops))
+}
+
+/// Appends a canonical batch ([`canonical_schema`], already validated) to
+/// `out` as integer rows.
+pub(crate) fn push_canonical(out: &mut dyn RowSink, batch: &RecordBatch) -> Result<()> {
+    push_raw(out, batch, true, 0, &mut Default::default())
 }
 
 /// Validates one raw batch and appends it to `out` as integer rows, without
@@ -382,16 +390,14 @@ fn string_ids(
         let keys = dict.normalized_keys();
         let mut out = Vec::with_capacity(keys.len());
         for (i, &k) in keys.iter().enumerate() {
-            if dict.keys().is_null(i) || values.is_null(k) {
+            if dict.keys().is_null(i) {
                 return Err(bad(name, i, row0, format!("null {}", what(name))));
             }
             let id = match ids[k] {
                 Some(id) => id,
                 None => {
-                    let v = values.value(k);
-                    if v.is_empty() {
-                        return Err(bad(name, i, row0, format!("empty {}", what(name))));
-                    }
+                    // The row's error, though the value is the dictionary's.
+                    let v = checked_name(values, k, name).map_err(|e| at_row(e, name, i, row0))?;
                     let id = intern(v)?;
                     ids[k] = Some(id);
                     id
@@ -405,16 +411,21 @@ fn string_ids(
     let s = a.as_string::<i32>();
     let mut out = Vec::with_capacity(s.len());
     for i in 0..s.len() {
-        if s.is_null(i) {
-            return Err(bad(name, i, row0, format!("null {}", what(name))));
-        }
-        let v = s.value(i);
-        if v.is_empty() {
-            return Err(bad(name, i, row0, format!("empty {}", what(name))));
-        }
+        let v = checked_name(s, i, name).map_err(|e| at_row(e, name, i, row0))?;
         out.push(intern(v)?);
     }
     Ok(out)
+}
+
+/// Value `i` of a name column, which must be present and not empty.
+fn checked_name<'a>(s: &'a StringArray, i: usize, column: &str) -> Result<&'a str> {
+    if s.is_null(i) {
+        return Err(Error::invalid(format!("null {}", what(column))));
+    }
+    match s.value(i) {
+        "" => Err(Error::invalid(format!("empty {}", what(column)))),
+        v => Ok(v),
+    }
 }
 
 fn check_type(column: &str, dt: &DataType) -> Result<()> {
@@ -457,7 +468,12 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 
 /// An invalid value at row `row0 + i + 1` (1-based) of `column`.
 fn bad(column: &str, i: usize, row0: u64, message: String) -> Error {
-    Error::invalid(message).with_row(row0 + i as u64 + 1, column)
+    at_row(Error::invalid(message), column, i, row0)
+}
+
+/// `e` located at row `row0 + i + 1` (1-based) of `column`.
+fn at_row(e: Error, column: &str, i: usize, row0: u64) -> Error {
+    e.with_row(row0 + i as u64 + 1, column)
 }
 
 /// `ts` as epoch milliseconds, every row present and in range.
@@ -548,12 +564,7 @@ fn normalise(batch: &RecordBatch, has_weight: bool, row0: u64) -> Result<RecordB
         let a = cast(&col(name)?, &DataType::Utf8)?;
         let s = a.as_string::<i32>();
         for i in 0..s.len() {
-            if s.is_null(i) {
-                return Err(bad(name, i, row0, format!("null {}", what(name))));
-            }
-            if s.value(i).is_empty() {
-                return Err(bad(name, i, row0, format!("empty {}", what(name))));
-            }
+            checked_name(s, i, name).map_err(|e| at_row(e, name, i, row0))?;
         }
         strings.push(a);
     }

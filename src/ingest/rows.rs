@@ -5,22 +5,21 @@
 //! integers in parallel, in place.
 //!
 //! Memory per input row while reading: a 24-byte [`Entry`] (src, dst,
-//! weight·outcome, weight), its timestamp (8) and its layer (4): 36 bytes;
-//! after the selection the timestamps are freed and the kept entries become
-//! the contributions the graph builder sorts in place.
+//! weight·outcome, weight) and its layer (4), plus its timestamp (8) when a
+//! time window or a decay needs it: 28 or 36 bytes. After the selection the
+//! timestamps are freed and the kept entries become the contributions the
+//! graph builder sorts in place.
 //!
 //! The values are those of the SQL plan (`super::sql`, the reference this
 //! path is tested against bit for bit): trust = (weight·outcome)·decay,
 //! volume = weight·decay, decay = 2^((ts - now) / half-life in ms).
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
 use super::DropCounts;
 use crate::error::{Error, Result};
-use crate::graph::ids::NameMap;
+use crate::graph::ids::{numbering, NameMap};
 use crate::graph::{AgentIndex, Entry};
 
 /// Names to dense ids in order of first appearance.
@@ -69,10 +68,14 @@ pub(crate) struct RowReader {
     agents: Interner,
     layers: Interner,
     latest: Option<i64>,
+    /// Whether `rows.ts` is filled (see [`RowReader::with_capacity`]); the
+    /// latest instant is tracked either way.
+    keep_ts: bool,
 }
 
 /// Validated rows: `entries[i]` holds (src, dst, weight·outcome, weight),
-/// `ts[i]` and `layer[i]` the rest of row i.
+/// `ts[i]` and `layer[i]` the rest of row i. `ts` is empty when the reader
+/// did not keep timestamps.
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
     pub entries: Vec<Entry>,
@@ -98,13 +101,16 @@ pub(crate) struct ReadRows {
 impl RowReader {
     /// `rows`: how many rows the files hold at most, so the arrays are
     /// allocated once (growing them would copy, doubling the peak).
-    pub fn with_capacity(rows: usize) -> Self {
+    /// `keep_ts`: whether each row's timestamp is kept; only a time window
+    /// or a decay reads them, and without them a row takes 28 bytes, not 36.
+    pub fn with_capacity(rows: usize, keep_ts: bool) -> Self {
         RowReader {
             rows: Rows {
                 entries: Vec::with_capacity(rows),
-                ts: Vec::with_capacity(rows),
+                ts: Vec::with_capacity(if keep_ts { rows } else { 0 }),
                 layer: Vec::with_capacity(rows),
             },
+            keep_ts,
             ..Default::default()
         }
     }
@@ -112,6 +118,10 @@ impl RowReader {
     /// Rows read so far.
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    pub fn keeps_ts(&self) -> bool {
+        self.keep_ts
     }
 
     /// Grows the arrays by the sizes given and hands out one slot per size,
@@ -128,17 +138,25 @@ impl RowReader {
             volume: 0.0,
         };
         r.entries.resize(start + total, blank);
-        r.ts.resize(start + total, 0);
         r.layer.resize(start + total, 0);
+        if self.keep_ts {
+            r.ts.resize(start + total, 0);
+        }
         let (mut e, mut t, mut l) = (
             &mut r.entries[start..],
-            &mut r.ts[start..],
+            self.keep_ts.then(|| &mut r.ts[start..]),
             &mut r.layer[start..],
         );
         let mut out = Vec::with_capacity(sizes.len());
         for &n in sizes {
             let (e0, e1) = std::mem::take(&mut e).split_at_mut(n);
-            let (t0, t1) = std::mem::take(&mut t).split_at_mut(n);
+            let (t0, t1) = match t.take() {
+                Some(t) => {
+                    let (a, b) = t.split_at_mut(n);
+                    (Some(a), Some(b))
+                }
+                None => (None, None),
+            };
             let (l0, l1) = std::mem::take(&mut l).split_at_mut(n);
             (e, t, l) = (e1, t1, l1);
             out.push(GroupRows {
@@ -160,13 +178,12 @@ impl RowReader {
         self.latest = later(self.latest, names.latest);
         let end = start + names.len;
         let r = &mut self.rows;
-        r.entries[start..end].par_iter_mut().for_each(|e| {
-            e.src = agents[e.src as usize];
-            e.dst = agents[e.dst as usize];
-        });
-        r.layer[start..end]
-            .par_iter_mut()
-            .for_each(|l| *l = layers[*l as usize]);
+        renumber(
+            &mut r.entries[start..end],
+            &mut r.layer[start..end],
+            &agents,
+            &layers,
+        );
         Ok(())
     }
 
@@ -177,42 +194,19 @@ impl RowReader {
         self.latest = later(self.latest, other.latest);
         let r = &mut self.rows;
         let o = other.rows;
-        r.ts.extend_from_slice(&o.ts);
-        r.layer.extend(o.layer.iter().map(|&l| layers[l as usize]));
-        r.entries.extend(o.entries.iter().map(|e| Entry {
-            src: agents[e.src as usize],
-            dst: agents[e.dst as usize],
-            ..*e
-        }));
+        if self.keep_ts {
+            r.ts.extend_from_slice(&o.ts);
+        }
+        let start = r.len();
+        r.layer.extend_from_slice(&o.layer);
+        r.entries.extend_from_slice(&o.entries);
+        renumber(
+            &mut r.entries[start..],
+            &mut r.layer[start..],
+            &agents,
+            &layers,
+        );
         Ok(())
-    }
-
-    /// Appends one canonical batch (read::canonical_schema, validated).
-    pub fn push(&mut self, b: &RecordBatch) -> Result<()> {
-        let ts = b.column(0).as_primitive::<Int64Type>();
-        let mut ids = |c: usize, agents: bool| -> Result<Vec<u32>> {
-            let names = b.column(c).as_string::<i32>();
-            (0..b.num_rows())
-                .map(|i| {
-                    if agents {
-                        self.agents.id(names.value(i))
-                    } else {
-                        self.layers.id(names.value(i))
-                    }
-                })
-                .collect()
-        };
-        let (src, dst, layer) = (ids(1, true)?, ids(2, true)?, ids(3, false)?);
-        let outcome = b.column(4).as_primitive::<Float64Type>();
-        let weight = b.column(5).as_primitive::<Float64Type>();
-        self.push_ids(IdRows {
-            ts: ts.values(),
-            src: &src,
-            dst: &dst,
-            layer: &layer,
-            outcome: outcome.values(),
-            weight: weight.values(),
-        })
     }
 
     /// Maps the first-seen ids to canonical ones (agents in
@@ -223,23 +217,13 @@ impl RowReader {
             agents,
             layers,
             latest,
+            keep_ts: _,
         } = self;
         let (agents, remap) = AgentIndex::from_numbered(agents.into_names());
-        rows.entries.par_iter_mut().for_each(|e| {
-            e.src = remap[e.src as usize];
-            e.dst = remap[e.dst as usize];
-        });
         let names = layers.into_names();
-        let mut order: Vec<u32> = (0..names.len() as u32).collect();
-        order.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
-        let mut lremap = vec![0u32; names.len()];
-        for (id, &old) in order.iter().enumerate() {
-            lremap[old as usize] = id as u32;
-        }
-        rows.layer
-            .par_iter_mut()
-            .for_each(|l| *l = lremap[*l as usize]);
+        let (order, lremap) = numbering(&names, |a, b| a.cmp(b));
         let layers = order.iter().map(|&i| names[i as usize].clone()).collect();
+        renumber(&mut rows.entries, &mut rows.layer, &remap, &lremap);
         ReadRows {
             rows,
             agents,
@@ -247,6 +231,15 @@ impl RowReader {
             latest_ts_ms: latest,
         }
     }
+}
+
+/// Maps rows' ids through `agents` and `layers` (old id → new id).
+fn renumber(entries: &mut [Entry], layer: &mut [u32], agents: &[u32], layers: &[u32]) {
+    entries.par_iter_mut().for_each(|e| {
+        e.src = agents[e.src as usize];
+        e.dst = agents[e.dst as usize];
+    });
+    layer.par_iter_mut().for_each(|l| *l = layers[*l as usize]);
 }
 
 /// Validated rows as columns of a sink's ids.
@@ -297,7 +290,9 @@ impl RowSink for RowReader {
     fn push_ids(&mut self, rows: IdRows<'_>) -> Result<()> {
         self.latest = later(self.latest, rows.latest());
         let r = &mut self.rows;
-        r.ts.extend_from_slice(rows.ts);
+        if self.keep_ts {
+            r.ts.extend_from_slice(rows.ts);
+        }
         r.layer.extend_from_slice(rows.layer);
         r.entries.extend(rows.entries());
         Ok(())
@@ -317,7 +312,8 @@ pub(crate) struct GroupNames {
 /// One row group's slot of the file's row arrays (see [`RowReader::slots`]).
 pub(crate) struct GroupRows<'a> {
     entries: &'a mut [Entry],
-    ts: &'a mut [i64],
+    /// `None` when the reader does not keep timestamps.
+    ts: Option<&'a mut [i64]>,
     layer: &'a mut [u32],
     len: usize,
     names: GroupNames,
@@ -347,7 +343,9 @@ impl RowSink for GroupRows<'_> {
             )));
         }
         self.names.latest = later(self.names.latest, rows.latest());
-        self.ts[a..a + n].copy_from_slice(rows.ts);
+        if let Some(ts) = self.ts.as_deref_mut() {
+            ts[a..a + n].copy_from_slice(rows.ts);
+        }
         self.layer[a..a + n].copy_from_slice(rows.layer);
         for (slot, e) in self.entries[a..a + n].iter_mut().zip(rows.entries()) {
             *slot = e;
@@ -371,23 +369,46 @@ pub(crate) struct Selection {
     pub excluded: FxHashSet<(u32, u32)>,
 }
 
+impl Selection {
+    /// Whether the rows' timestamps are read (a time window or a decay).
+    pub fn reads_ts(&self) -> bool {
+        self.since_ms.is_some() || self.until_ms.is_some() || self.decay.is_some()
+    }
+}
+
 /// Rows per parallel task of the selection.
 const CHUNK: usize = 1 << 16;
 
 /// Applies `sel` in place: returns the kept contributions with their
 /// selected-layer index, and the drop counts (self-ratings, outside the
 /// window, layer not selected, slashed; the first matching reason counts).
-pub(crate) fn select(rows: Rows, sel: &Selection) -> (Vec<Entry>, Vec<u32>, DropCounts) {
+pub(crate) fn select(rows: Rows, sel: &Selection) -> Result<(Vec<Entry>, Vec<u32>, DropCounts)> {
     let Rows {
         mut entries,
         ts,
         mut layer,
     } = rows;
+    if sel.reads_ts() && ts.len() != entries.len() {
+        // A library caller's mistake (LogTable::read_with, then other options).
+        return Err(Error::invalid(
+            "the logs were read without timestamps (for options with no time window and no \
+             decay): read them with the options they are selected with",
+        ));
+    }
+    // Timestamps are only indexed where `reads_ts`; otherwise there may be none.
+    let no_ts = [0i64; 0];
     let per_chunk: Vec<(usize, [u64; 4])> = entries
         .par_chunks_mut(CHUNK)
         .zip(layer.par_chunks_mut(CHUNK))
-        .zip(ts.par_chunks(CHUNK))
-        .map(|((e, l), t)| select_chunk(e, l, t, sel))
+        .enumerate()
+        .map(|(c, (e, l))| {
+            let t = if sel.reads_ts() {
+                &ts[c * CHUNK..c * CHUNK + e.len()]
+            } else {
+                &no_ts[..]
+            };
+            select_chunk(e, l, t, sel)
+        })
         .collect();
     drop(ts);
     // Close the gaps between the chunks' kept prefixes.
@@ -411,19 +432,21 @@ pub(crate) fn select(rows: Rows, sel: &Selection) -> (Vec<Entry>, Vec<u32>, Drop
         slashed_rater: drops[3],
         ..Default::default()
     };
-    (entries, layer, drops)
+    Ok((entries, layer, drops))
 }
 
 /// Compacts one chunk's kept rows to its front; returns how many were kept.
 fn select_chunk(e: &mut [Entry], l: &mut [u32], t: &[i64], sel: &Selection) -> (usize, [u64; 4]) {
     let mut drops = [0u64; 4];
     let mut w = 0;
+    let window = sel.since_ms.is_some() || sel.until_ms.is_some();
     for i in 0..e.len() {
         let x = e[i];
-        let ts = t[i];
         let reason = if x.src == x.dst {
             Some(0)
-        } else if sel.since_ms.is_some_and(|s| ts < s) || sel.until_ms.is_some_and(|u| ts >= u) {
+        } else if window
+            && (sel.since_ms.is_some_and(|s| t[i] < s) || sel.until_ms.is_some_and(|u| t[i] >= u))
+        {
             Some(1)
         } else if sel.layer_pos[l[i] as usize].is_none() {
             Some(2)
@@ -440,7 +463,7 @@ fn select_chunk(e: &mut [Entry], l: &mut [u32], t: &[i64], sel: &Selection) -> (
             // The difference in 128 bits cannot overflow; within i64 range it
             // is the SQL plan's CAST(ts - now AS DOUBLE).
             Some((now, h_ms)) => {
-                let d = 2f64.powf((ts as i128 - now as i128) as f64 / h_ms);
+                let d = 2f64.powf((t[i] as i128 - now as i128) as f64 / h_ms);
                 (x.trust * d, x.volume * d)
             }
             None => (x.trust, x.volume),
@@ -489,7 +512,7 @@ mod tests {
             excluded: [(2, 0)].into_iter().collect(),
             ..Default::default()
         };
-        let (e, l, d) = select(r, &sel);
+        let (e, l, d) = select(r, &sel).unwrap();
         assert_eq!(
             (
                 d.self_rating,
@@ -515,7 +538,7 @@ mod tests {
             layer_pos: vec![Some(0)],
             ..Default::default()
         };
-        let (e, _, d) = select(rows(&v), &sel);
+        let (e, _, d) = select(rows(&v), &sel).unwrap();
         assert_eq!(d.self_rating as usize, n.div_ceil(3));
         let want: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 0).collect();
         assert_eq!(e.iter().map(|x| x.src).collect::<Vec<_>>(), want);

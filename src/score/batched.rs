@@ -152,7 +152,7 @@ pub async fn run_async(
         seconds: StageSeconds::new(&stats, build, iterate),
     };
     Ok(BatchOutput {
-        agents: graph.agents.names().to_vec(),
+        agents: graph.agents.names().map(String::from).collect(),
         groups,
         report,
     })

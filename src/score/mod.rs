@@ -284,7 +284,7 @@ impl ScoreConfig {
                 Some(RowAuth::from_ledger(&ledger, self.require_signatures))
             }
         };
-        LogTable::read_with(files, auth.as_ref(), self.ingest.engine)
+        LogTable::read_with(files, auth.as_ref(), &self.ingest)
     }
 
     /// [`Self::parameters`] plus the options of one kind of job under `key`.
@@ -456,6 +456,12 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let (c, d) = build_matrices(&graph, &local)?;
     let p = seed_pretrust(cfg, &graph)?;
     let build_extra = t_build.elapsed().as_secs_f64();
+    // The layers (20 bytes per pair) are not read again: summarise them and
+    // let them go before the iteration and the write.
+    let run = RunSummary::new(backend, &graph, &local, &stats, &params)
+        .with_inputs(cfg.parameters(&params), &cfg.side_files())?;
+    let MultiGraph { agents, layers } = graph;
+    drop(layers);
 
     let t_iter = Instant::now();
     let mut v = backend.solve(&c, &[Column::new(p)], &params)?.remove(0);
@@ -469,8 +475,7 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let iterate = t_iter.elapsed().as_secs_f64();
 
     let report = Report {
-        run: RunSummary::new(backend, &graph, &local, &stats, &params)
-            .with_inputs(cfg.parameters(&params), &cfg.side_files())?,
+        run,
         iterations: v.iterations,
         residual: v.residual,
         error_bound: v.error_bound(params.alpha),
@@ -480,7 +485,7 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
         seconds: StageSeconds::new(&stats, build_extra, iterate),
     };
     Ok(ScoreOutput {
-        scores: Scores::new(&graph.agents, scores),
+        scores: Scores::new(&agents, scores),
         report,
     })
 }

@@ -308,7 +308,7 @@ pub async fn run_async(
     };
     Ok(TopicOutput {
         scores: TopicScores {
-            agents: graph.agents.names().to_vec(),
+            agents: graph.agents.names().map(String::from).collect(),
             topics: topic_names,
             scores: finals,
             global,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::matrix::TrustMatrix;
+use super::matrix::{PullBuilder, TrustMatrix};
 use crate::error::{params, Error, Result};
 use crate::graph::MultiGraph;
 
@@ -115,11 +115,22 @@ pub fn build_matrices(
 ) -> Result<(TrustMatrix, TrustMatrix)> {
     cfg.validate(g)?;
     let n = g.n();
-    // At most one entry per stored pair of each scored layer: allocated once
-    // (growing would copy, and double the peak on large graphs).
-    let pairs: usize = cfg.layers.iter().map(|l| g.layers[l.index].edges()).sum();
-    let mut pos_entries = Vec::with_capacity(pairs);
-    let mut neg_entries = Vec::new();
+    // Each target's entries go straight into its slots of the matrices (a
+    // counting sort, see `PullBuilder`): count them first, at most one per
+    // positive (negative) stored pair of each scored layer.
+    let (mut pos_slots, mut neg_slots) = (vec![0u32; n], vec![0u32; n]);
+    for sl in &cfg.layers {
+        let layer = &g.layers[sl.index];
+        for (&j, &s) in layer.col.iter().zip(&layer.trust) {
+            if s > 0.0 {
+                pos_slots[j as usize] += 1;
+            } else if s < 0.0 {
+                neg_slots[j as usize] += 1;
+            }
+        }
+    }
+    let mut pos_entries = PullBuilder::new(pos_slots)?;
+    let mut neg_entries = PullBuilder::new(neg_slots)?;
     let mut deficit = vec![0.0f64; n];
     for sl in &cfg.layers {
         let layer = &g.layers[sl.index];
@@ -148,7 +159,7 @@ pub fn build_matrices(
             if neg > 0.0 {
                 for (j, s, _) in layer.row(i) {
                     if s < 0.0 {
-                        neg_entries.push((i as u32, j, lambda * (-s / neg)));
+                        neg_entries.push(i as u32, j, lambda * (-s / neg))?;
                     }
                 }
             }
@@ -173,15 +184,15 @@ pub fn build_matrices(
                 if f < 1.0 {
                     cut += (1.0 - f) * c;
                 }
-                pos_entries.push((i as u32, j, lambda * f * c));
+                pos_entries.push(i as u32, j, lambda * f * c)?;
             }
             if cut > 0.0 {
                 *d += lambda * cut;
             }
         }
     }
-    let trust = TrustMatrix::from_entries(n, pos_entries, deficit)?;
-    let distrust = TrustMatrix::from_entries(n, neg_entries, vec![0.0; n])?;
+    let trust = pos_entries.finish(deficit)?;
+    let distrust = neg_entries.finish(vec![0.0; n])?;
     Ok((trust, distrust))
 }
 

@@ -74,40 +74,15 @@ impl TrustMatrix {
                 "trust matrix entry refers to an agent id out of range",
             ));
         }
-        entries.retain(|e| e.2 != 0.0);
-        // Duplicates of a pair (one per layer) are summed in value order
-        // (IEEE total order): unique for a given multiset of entries, so the
-        // sums do not depend on the caller's order, and an unstable sort
-        // needs no buffer (a stable one takes half the entries again).
-        entries.par_sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)).then(a.2.total_cmp(&b.2)));
-        let mut ptr = vec![0u32; n + 1];
-        let mut src: Vec<u32> = Vec::with_capacity(entries.len());
-        let mut w: Vec<f64> = Vec::with_capacity(entries.len());
-        let mut k = 0;
-        while k < entries.len() {
-            let (i, j, mut c) = entries[k];
-            k += 1;
-            while k < entries.len() && entries[k].0 == i && entries[k].1 == j {
-                c += entries[k].2;
-                k += 1;
-            }
-            ptr[j as usize + 1] += 1;
-            src.push(i);
-            w.push(c);
+        let mut slots = vec![0u32; n];
+        for &(_, j, _) in &entries {
+            slots[j as usize] += 1;
         }
-        for j in 0..n {
-            ptr[j + 1] += ptr[j];
+        let mut b = PullBuilder::new(slots)?;
+        for (i, j, c) in entries.drain(..) {
+            b.push(i, j, c)?;
         }
-        let weights = uniform_per_source(n, &src, &w)
-            .map(EdgeWeights::PerSource)
-            .unwrap_or(EdgeWeights::PerEdge(w));
-        Ok(TrustMatrix {
-            n,
-            ptr,
-            src,
-            weights,
-            deficit,
-        })
+        b.finish(deficit)
     }
 
     /// Rebuilds a matrix from its stored parts (as [`Self::ptr`],
@@ -202,6 +177,149 @@ impl TrustMatrix {
                 acc
             })
             .collect()
+    }
+}
+
+/// Builds a [`TrustMatrix`] from forward entries (i, j, C(i,j)) given in any
+/// order, by a counting sort on targets: each target's entries go straight
+/// into its own slots of the final arrays (12 bytes per entry, no list of
+/// (i, j, c) triples to sort), then each target's slots are sorted by
+/// (source, value) and duplicates of a pair (one per layer) summed in that
+/// order. Value order (IEEE total order) is unique for a given multiset of
+/// entries, so the sums do not depend on the order entries were pushed in.
+/// Entries with a weight of exactly zero are dropped.
+pub(crate) struct PullBuilder {
+    /// Per target j: its slots are `start[j]..start[j + 1]`.
+    start: Vec<u32>,
+    /// Per target: slots filled so far.
+    filled: Vec<u32>,
+    src: Vec<u32>,
+    w: Vec<f64>,
+}
+
+/// Targets per parallel task of [`PullBuilder::finish`].
+const TARGETS_PER_TASK: usize = 1 << 12;
+
+impl PullBuilder {
+    /// `slots[j]`: at most how many entries target j will receive.
+    pub fn new(slots: Vec<u32>) -> Result<Self> {
+        let n = slots.len();
+        let mut start = Vec::with_capacity(n + 1);
+        let mut total = 0u64;
+        start.push(0u32);
+        for &c in &slots {
+            total += c as u64;
+            start.push(u32::try_from(total).map_err(|_| {
+                Error::invalid(format!(
+                    "more than {} edges in the combined trust matrix",
+                    u32::MAX
+                ))
+            })?);
+        }
+        drop(slots);
+        Ok(PullBuilder {
+            start,
+            filled: vec![0; n],
+            // Zeroed allocations: pages count only once written.
+            src: vec![0; total as usize],
+            w: vec![0.0; total as usize],
+        })
+    }
+
+    /// Adds C(i, j) = c.
+    pub fn push(&mut self, i: u32, j: u32, c: f64) -> Result<()> {
+        if c == 0.0 {
+            return Ok(());
+        }
+        let j = j as usize;
+        let at = self.start[j] + self.filled[j];
+        if at >= self.start[j + 1] {
+            return Err(Error::internal(
+                "trust matrix: a target received more entries than counted",
+            ));
+        }
+        self.src[at as usize] = i;
+        self.w[at as usize] = c;
+        self.filled[j] += 1;
+        Ok(())
+    }
+
+    /// Sums duplicates per target, closes the gaps between targets and
+    /// checks the weights' form.
+    pub fn finish(self, deficit: Vec<f64>) -> Result<TrustMatrix> {
+        let PullBuilder {
+            start,
+            mut filled,
+            mut src,
+            mut w,
+        } = self;
+        let n = filled.len();
+        if deficit.len() != n {
+            return Err(Error::invalid("deficit length differs from agent count"));
+        }
+        // Blocks of targets, each with its own disjoint part of the arrays.
+        let mut blocks = Vec::with_capacity(n.div_ceil(TARGETS_PER_TASK));
+        let (mut s_rest, mut w_rest) = (&mut src[..], &mut w[..]);
+        for (k, f) in filled.chunks_mut(TARGETS_PER_TASK).enumerate() {
+            let j0 = k * TARGETS_PER_TASK;
+            let len = (start[j0 + f.len()] - start[j0]) as usize;
+            let (s, s1) = std::mem::take(&mut s_rest).split_at_mut(len);
+            let (ww, w1) = std::mem::take(&mut w_rest).split_at_mut(len);
+            (s_rest, w_rest) = (s1, w1);
+            blocks.push((j0, f, s, ww));
+        }
+        blocks.into_par_iter().for_each(|(j0, f, s, ww)| {
+            let base = start[j0];
+            let mut buf: Vec<(u32, f64)> = Vec::new();
+            for (d, count) in f.iter_mut().enumerate() {
+                let a = (start[j0 + d] - base) as usize;
+                let seg = a..a + *count as usize;
+                buf.clear();
+                buf.extend(s[seg.clone()].iter().copied().zip(ww[seg].iter().copied()));
+                buf.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+                let mut m = 0;
+                let mut k = 0;
+                while k < buf.len() {
+                    let (i, mut c) = buf[k];
+                    k += 1;
+                    while k < buf.len() && buf[k].0 == i {
+                        c += buf[k].1;
+                        k += 1;
+                    }
+                    s[a + m] = i;
+                    ww[a + m] = c;
+                    m += 1;
+                }
+                *count = m as u32;
+            }
+        });
+        // Close the gaps (slots counted but not filled, duplicates summed).
+        let mut ptr = vec![0u32; n + 1];
+        let mut to = 0usize;
+        for j in 0..n {
+            let (from, len) = (start[j] as usize, filled[j] as usize);
+            if from != to {
+                src.copy_within(from..from + len, to);
+                w.copy_within(from..from + len, to);
+            }
+            to += len;
+            ptr[j + 1] = to as u32;
+        }
+        drop((start, filled));
+        src.truncate(to);
+        src.shrink_to_fit();
+        w.truncate(to);
+        w.shrink_to_fit();
+        let weights = uniform_per_source(n, &src, &w)
+            .map(EdgeWeights::PerSource)
+            .unwrap_or(EdgeWeights::PerEdge(w));
+        Ok(TrustMatrix {
+            n,
+            ptr,
+            src,
+            weights,
+            deficit,
+        })
     }
 }
 

@@ -12,7 +12,7 @@ pub struct Scores {
 impl Scores {
     pub fn new(agents: &AgentIndex, scores: Vec<f64>) -> Self {
         Scores {
-            agents: agents.names().to_vec(),
+            agents: agents.names().map(String::from).collect(),
             scores,
         }
     }

@@ -216,7 +216,11 @@ fn graph_bits(
     evidence: &[String],
 ) -> (Vec<String>, Vec<LayerBits>, String) {
     use trustmesh::ingest::LogTable;
-    let table = LogTable::read_with(files.to_vec(), None, engine).unwrap();
+    let read_opts = trustmesh::ingest::IngestOptions {
+        engine,
+        ..opts.clone()
+    };
+    let table = LogTable::read_with(files.to_vec(), None, &read_opts).unwrap();
     let (g, stats) = table.select(opts, evidence).unwrap();
     let layers = g
         .layers
@@ -233,7 +237,7 @@ fn graph_bits(
         })
         .collect();
     let counts = format!("{} used, {:?}", stats.rows_used, stats.rows_dropped);
-    (g.agents.names().to_vec(), layers, counts)
+    (g.agents.names().map(String::from).collect(), layers, counts)
 }
 
 /// The streaming integer ingest and the DataFusion SQL plan select the same
@@ -294,6 +298,21 @@ fn stream_and_sql_ingest_build_the_same_graph() {
         assert_eq!(stream.2, sql.2, "case {k}: row counts");
         assert_eq!(stream.1, sql.1, "case {k}: layers");
     }
+    // Logs read for options without a window or decay hold no timestamps:
+    // they give the same graph as logs read with them, and refuse a decay.
+    use trustmesh::ingest::LogTable;
+    let plain = LogTable::read_with(files.clone(), None, &IngestOptions::default()).unwrap();
+    let full = LogTable::read(files.clone()).unwrap();
+    let (a, _) = plain.select(&IngestOptions::default(), &[]).unwrap();
+    let (b, _) = full.select(&IngestOptions::default(), &[]).unwrap();
+    assert_eq!(a.layers, b.layers);
+    let plain = LogTable::read_with(files.clone(), None, &IngestOptions::default()).unwrap();
+    let decay = IngestOptions {
+        half_life_s: Some(3600.0),
+        ..Default::default()
+    };
+    let e = plain.select(&decay, &[]).unwrap_err().to_string();
+    assert!(e.contains("read without timestamps"), "{e}");
     // The options change the graph, so the comparisons are not vacuous.
     let plain = graph_bits(&files, IngestEngine::Stream, &cases[0].0, &[]);
     let windowed = graph_bits(&files, IngestEngine::Stream, &cases[1].0, &[]);
