@@ -16,6 +16,7 @@ mod devices;
 mod errors;
 mod id;
 mod iter;
+mod mechanism;
 mod output;
 mod score;
 mod sign_log;
@@ -55,6 +56,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Sign a rater's rows of a log (fills the `sig` column).
     SignLog(sign_log::SignLogArgs),
+    /// Trust-tiered contracts: one reward per trust tier, the best schedule
+    /// within a budget.
+    Mechanism(mechanism::MechanismArgs),
 }
 
 impl Command {
@@ -68,6 +72,7 @@ impl Command {
             Command::Id(a) => id::run(a),
             Command::Snapshot(a) => snapshot::run(a),
             Command::SignLog(a) => sign_log::run(a),
+            Command::Mechanism(a) => mechanism::run(a),
         }
     }
 }
