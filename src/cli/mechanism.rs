@@ -169,11 +169,7 @@ fn print_summary(agents: usize, p: &ContractParams, s: &Solution) {
         .map_or("no budget".to_string(), |b| format!("budget {b}"));
     println!(
         "{} agents in {} tiers, {} rewards from 0 to {} ({budget}); {} unscored",
-        agents,
-        p.tiers,
-        p.reward_steps,
-        p.reward_max,
-        s.unscored_agents
+        agents, p.tiers, p.reward_steps, p.reward_max, s.unscored_agents
     );
     println!(
         "{:>4} {:>8} {:>25} {:>9} {:>11} {:>11} {:>11}",
@@ -218,10 +214,18 @@ mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> Result<MechanismArgs, clap::Error> {
-        let v: Vec<&str> = ["mechanism", "--scores", "s.parquet", "--agents", "a.parquet", "--out", "m.json"]
-            .into_iter()
-            .chain(extra.iter().copied())
-            .collect();
+        let v: Vec<&str> = [
+            "mechanism",
+            "--scores",
+            "s.parquet",
+            "--agents",
+            "a.parquet",
+            "--out",
+            "m.json",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
         parse(&v).map(|c| match c {
             Command::Mechanism(a) => a,
             _ => unreachable!("parsed `mechanism`"),
@@ -235,6 +239,9 @@ mod tests {
         assert_eq!(a.params().budget, Some(-5.0), "the library checks the sign");
         assert_eq!((a.params().tiers, a.params().unscored), (2, Unscored::Zero));
         assert!(args(&["--unscored", "skip"]).is_err());
-        assert!(parse(&["mechanism", "--scores", "s"]).is_err(), "--agents and --out are required");
+        assert!(
+            parse(&["mechanism", "--scores", "s"]).is_err(),
+            "--agents and --out are required"
+        );
     }
 }

@@ -42,7 +42,11 @@ impl Agents {
                 return Err(bad(
                     "agent",
                     i,
-                    format!("agent `{name}` is listed twice (rows {} and {})", j + 1, i + 1),
+                    format!(
+                        "agent `{name}` is listed twice (rows {} and {})",
+                        j + 1,
+                        i + 1
+                    ),
                 ));
             }
         }
@@ -140,15 +144,46 @@ mod tests {
 
     #[test]
     fn values_are_checked_with_their_rows() {
-        assert_eq!(agents(&["a", "b"], &[1.0, 2.0], &[0.0, 1.0]).unwrap().len(), 2);
+        assert_eq!(
+            agents(&["a", "b"], &[1.0, 2.0], &[0.0, 1.0]).unwrap().len(),
+            2
+        );
         let cases: [(Result<Agents>, (u64, &str), &str); 7] = [
-            (agents(&["a", "b", "a"], &[1.0; 3], &[0.5; 3]), (3, "agent"), "listed twice (rows 1 and 3)"),
-            (agents(&["a", ""], &[1.0; 2], &[0.5; 2]), (2, "agent"), "empty"),
-            (agents(&["a", "b"], &[1.0, 0.0], &[0.5; 2]), (2, "cost"), "cost 0 must be"),
-            (agents(&["a", "b"], &[-1.0, 1.0], &[0.5; 2]), (1, "cost"), "cost -1 must be"),
-            (agents(&["a", "b"], &[1.0, f64::NAN], &[0.5; 2]), (2, "cost"), "cost NaN"),
-            (agents(&["a", "b"], &[1.0, f64::INFINITY], &[0.5; 2]), (2, "cost"), "cost inf"),
-            (agents(&["a", "b"], &[1.0; 2], &[0.5, 1.5]), (2, "capability"), "outside [0, 1]"),
+            (
+                agents(&["a", "b", "a"], &[1.0; 3], &[0.5; 3]),
+                (3, "agent"),
+                "listed twice (rows 1 and 3)",
+            ),
+            (
+                agents(&["a", ""], &[1.0; 2], &[0.5; 2]),
+                (2, "agent"),
+                "empty",
+            ),
+            (
+                agents(&["a", "b"], &[1.0, 0.0], &[0.5; 2]),
+                (2, "cost"),
+                "cost 0 must be",
+            ),
+            (
+                agents(&["a", "b"], &[-1.0, 1.0], &[0.5; 2]),
+                (1, "cost"),
+                "cost -1 must be",
+            ),
+            (
+                agents(&["a", "b"], &[1.0, f64::NAN], &[0.5; 2]),
+                (2, "cost"),
+                "cost NaN",
+            ),
+            (
+                agents(&["a", "b"], &[1.0, f64::INFINITY], &[0.5; 2]),
+                (2, "cost"),
+                "cost inf",
+            ),
+            (
+                agents(&["a", "b"], &[1.0; 2], &[0.5, 1.5]),
+                (2, "capability"),
+                "outside [0, 1]",
+            ),
         ];
         for (r, row, text) in cases {
             let e = r.unwrap_err();
@@ -157,7 +192,10 @@ mod tests {
         }
         let e = agents(&["a"], &[1.0], &[f64::NAN]).unwrap_err();
         assert!(e.to_string().contains("capability NaN"), "{e}");
-        assert!(agents(&[], &[], &[]).unwrap_err().to_string().contains("no agents"));
+        assert!(agents(&[], &[], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("no agents"));
         assert!(agents(&["a"], &[1.0, 2.0], &[0.5]).is_err());
     }
 
@@ -173,7 +211,10 @@ mod tests {
         write_columns(&p, cols, true).unwrap();
         let e = Agents::read(&p).unwrap_err();
         assert_eq!(e.path(), Some(p.as_path()));
-        assert!(e.to_string().ends_with("row 2, column `cost`: null `cost`"), "{e}");
+        assert!(
+            e.to_string().ends_with("row 2, column `cost`: null `cost`"),
+            "{e}"
+        );
         let cols: Vec<(&str, ArrayRef)> = vec![
             ("agent", Arc::new(StringArray::from(vec!["a", "b"]))),
             ("capability", Arc::new(Float64Array::from(vec![0.5, 1.0]))),
@@ -182,6 +223,9 @@ mod tests {
         write_columns(&p, cols, true).unwrap();
         let a = Agents::read(&p).unwrap();
         assert_eq!(a.names(), ["a", "b"]);
-        assert_eq!((a.cost(), a.capability()), (&[2.0, 3.0][..], &[0.5, 1.0][..]));
+        assert_eq!(
+            (a.cost(), a.capability()),
+            (&[2.0, 3.0][..], &[0.5, 1.0][..])
+        );
     }
 }

@@ -34,6 +34,10 @@ use crate::error::{params, Error, Message, Result};
 /// it the search stops with an error rather than exhaust memory.
 pub const MAX_STATES: usize = 1 << 23;
 
+/// At most this many candidate pairs examined over all groups (about a
+/// nanosecond each): beyond it the search stops with the same error.
+pub const MAX_CANDIDATES: u64 = 1 << 32;
+
 /// Hull increments summed over all suffixes kept for the LP bound; beyond it
 /// the bound is the remaining groups' best values, which ignores the
 /// capacity (still exact, pruning less).
@@ -116,9 +120,9 @@ pub fn solve(groups: &[Vec<Item>], capacity: f64, hints: &[Vec<usize>]) -> Resul
             known = Some((v, picks.clone()));
         }
     }
-    let floor = known
-        .as_ref()
-        .map_or(f64::NEG_INFINITY, |(v, _)| v - BOUND_SLACK * (scale + v.abs()));
+    let floor = known.as_ref().map_or(f64::NEG_INFINITY, |(v, _)| {
+        v - BOUND_SLACK * (scale + v.abs())
+    });
 
     let mut layers: Vec<Vec<State>> = Vec::with_capacity(groups.len());
     let start = [State {
@@ -128,23 +132,25 @@ pub fn solve(groups: &[Vec<Item>], capacity: f64, hints: &[Vec<usize>]) -> Resul
         pick: 0,
     }];
     let mut states = 0usize;
+    let mut examined = 0u64;
     for (g, items) in reduced.iter().enumerate() {
         let prev: &[State] = layers.last().map_or(&start[..], Vec::as_slice);
         let keep = |w: f64, v: f64| w <= capacity && v + bounds.upper(g + 1, capacity - w) >= floor;
-        let next = merge(prev, items, capacity, keep);
+        let next = merge(prev, items, capacity, keep, &mut examined);
         states += next.len();
-        if states > MAX_STATES {
+        if states > MAX_STATES || examined > MAX_CANDIDATES {
             return Err(Error::param(
                 params::REWARD_STEPS,
-                Message::new().text(format!(
-                    "the budgeted search kept more than {MAX_STATES} (payment, utility) pairs \
-                     after {} of {} tiers; use fewer ",
-                    g + 1,
-                    groups.len()
-                ))
-                .param(params::TIERS)
-                .text(" or ")
-                .param(params::REWARD_STEPS),
+                Message::new()
+                    .text(format!(
+                        "the budgeted search grew beyond {MAX_STATES} (payment, utility) pairs or \
+                     {MAX_CANDIDATES} candidates after {} of {} tiers; use fewer ",
+                        g + 1,
+                        groups.len()
+                    ))
+                    .param(params::TIERS)
+                    .text(" or ")
+                    .param(params::REWARD_STEPS),
             ));
         }
         if next.is_empty() {
@@ -157,7 +163,10 @@ pub fn solve(groups: &[Vec<Item>], capacity: f64, hints: &[Vec<usize>]) -> Resul
         .flatten()
     else {
         return match known {
-            None => Ok(Solved { choice: None, states }),
+            None => Ok(Solved {
+                choice: None,
+                states,
+            }),
             Some(_) => Err(Error::internal(
                 "the knapsack search lost every feasible choice a hint had",
             )),
@@ -307,17 +316,24 @@ impl Ord for Candidate {
 /// list sorted by weight, since rounded addition is monotone), merged by
 /// weight; a candidate is kept when it beats the last kept pair's value (and
 /// replaces that pair when it weighs the same). `keep` drops candidates that
-/// overflow the capacity or cannot reach the known value.
+/// overflow the capacity or cannot reach the known value; `examined` counts
+/// the candidates looked at.
 fn merge(
     prev: &[State],
     items: &[Reduced],
     capacity: f64,
     keep: impl Fn(f64, f64) -> bool,
+    examined: &mut u64,
 ) -> Vec<State> {
+    let count = std::cell::Cell::new(*examined);
     // The first candidate at or after `j` of item `s` that `keep` accepts;
     // once one is over capacity, so are the rest of the list.
     let next = |s: usize, mut j: usize| -> Option<Candidate> {
         while j < prev.len() {
+            count.set(count.get() + 1);
+            if count.get() > MAX_CANDIDATES {
+                return None;
+            }
             let (w, v) = (prev[j].w + items[s].w, prev[j].v + items[s].v);
             if w > capacity {
                 return None;
@@ -352,6 +368,7 @@ fn merge(
             _ => out.push(state),
         }
     }
+    *examined = count.get();
     out
 }
 
@@ -581,7 +598,10 @@ mod tests {
         ];
         let s = solve(&g, 8.0, &[]).unwrap();
         let c = s.choice.unwrap();
-        assert_eq!((c.picks.as_slice(), c.weight, c.value), (&[2, 1][..], 8.0, 16.0));
+        assert_eq!(
+            (c.picks.as_slice(), c.weight, c.value),
+            (&[2, 1][..], 8.0, 16.0)
+        );
         let c = solve(&g, f64::INFINITY, &[]).unwrap().choice.unwrap();
         assert_eq!((c.picks, c.value), (vec![2, 2], 20.0));
         let c = solve(&g, 1.0, &[]).unwrap().choice.unwrap();

@@ -37,7 +37,10 @@ impl Member {
     /// The agent with percentile `h`, `capability` and `cost` (> 0).
     pub fn new(h: f64, capability: f64, cost: f64) -> Self {
         let a = h * capability;
-        Member { a, k: a / (2.0 * cost) }
+        Member {
+            a,
+            k: a / (2.0 * cost),
+        }
     }
 
     /// Bit-for-bit equality: a table computed for one is the table of the
@@ -128,7 +131,13 @@ mod tests {
     #[test]
     fn tables_do_not_depend_on_the_thread_count() {
         let members: Vec<Member> = (0..3 * CHUNK + 17)
-            .map(|i| Member::new((i % 97) as f64 / 97.0, 0.3 + (i % 7) as f64 / 10.0, 1.0 + (i % 13) as f64))
+            .map(|i| {
+                Member::new(
+                    (i % 97) as f64 / 97.0,
+                    0.3 + (i % 7) as f64 / 10.0,
+                    1.0 + (i % 13) as f64,
+                )
+            })
             .collect();
         let grid = reward_grid(100.0, 32);
         let run = |threads| {

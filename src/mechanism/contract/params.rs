@@ -15,6 +15,9 @@ pub const DEFAULT_REWARD_STEPS: usize = 32;
 pub const MAX_TIERS: usize = 1024;
 /// At most this many rewards on the grid.
 pub const MAX_REWARD_STEPS: usize = 1 << 16;
+/// At most this many (tier, reward) options in all: the tables and the
+/// knapsack's items grow with it.
+pub const MAX_OPTIONS: usize = 1 << 22;
 
 /// What an agent of the agents table that the scores file lacks gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -76,6 +79,19 @@ impl ContractParams {
                 ),
             ));
         }
+        if self.tiers * self.reward_steps > MAX_OPTIONS {
+            return Err(Error::param(
+                params::REWARD_STEPS,
+                Message::new()
+                    .param(params::TIERS)
+                    .text(" × ")
+                    .param(params::REWARD_STEPS)
+                    .text(format!(
+                        " must be at most {MAX_OPTIONS}, got {} × {}",
+                        self.tiers, self.reward_steps
+                    )),
+            ));
+        }
         for (name, v) in [
             (params::TASK_VALUE, self.task_value),
             (params::REWARD_MAX, self.reward_max),
@@ -91,9 +107,9 @@ impl ContractParams {
             if !(b.is_finite() && b >= 0.0) {
                 return Err(Error::param(
                     params::BUDGET,
-                    Message::new()
-                        .param(params::BUDGET)
-                        .text(format!(" must be a finite number >= 0, got {b} (leave it out for no budget)")),
+                    Message::new().param(params::BUDGET).text(format!(
+                        " must be a finite number >= 0, got {b} (leave it out for no budget)"
+                    )),
                 ));
             }
         }
@@ -120,13 +136,33 @@ mod tests {
             (e.as_param().map(|p| p.name), e.to_string())
         };
         let cases: [(fn(&mut ContractParams), &str, &str); 8] = [
-            (|p| p.tiers = 0, params::TIERS, "tiers must be in 1..=1024, got 0"),
+            (
+                |p| p.tiers = 0,
+                params::TIERS,
+                "tiers must be in 1..=1024, got 0",
+            ),
             (|p| p.tiers = 5000, params::TIERS, "got 5000"),
-            (|p| p.reward_steps = 1, params::REWARD_STEPS, "reward_steps must be in 2..="),
-            (|p| p.task_value = f64::NAN, params::TASK_VALUE, "task_value must be a finite number > 0, got NaN"),
+            (
+                |p| p.reward_steps = 1,
+                params::REWARD_STEPS,
+                "reward_steps must be in 2..=",
+            ),
+            (
+                |p| p.task_value = f64::NAN,
+                params::TASK_VALUE,
+                "task_value must be a finite number > 0, got NaN",
+            ),
             (|p| p.task_value = 0.0, params::TASK_VALUE, "got 0"),
-            (|p| p.reward_max = f64::INFINITY, params::REWARD_MAX, "got inf"),
-            (|p| p.budget = Some(-1.0), params::BUDGET, "budget must be a finite number >= 0, got -1"),
+            (
+                |p| p.reward_max = f64::INFINITY,
+                params::REWARD_MAX,
+                "got inf",
+            ),
+            (
+                |p| p.budget = Some(-1.0),
+                params::BUDGET,
+                "budget must be a finite number >= 0, got -1",
+            ),
             (|p| p.budget = Some(f64::NAN), params::BUDGET, "got NaN"),
         ];
         for (f, name, text) in cases {
@@ -134,6 +170,13 @@ mod tests {
             assert_eq!(n, Some(name), "{e}");
             assert!(e.contains(text), "{e}");
         }
+        let mut big = ContractParams::default();
+        (big.tiers, big.reward_steps) = (1024, 8192);
+        let e = big.validate().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "tiers × reward_steps must be at most 4194304, got 1024 × 8192"
+        );
         let p = ContractParams {
             reward_max: 62.0,
             ..Default::default()

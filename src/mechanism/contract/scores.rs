@@ -139,7 +139,11 @@ fn read(path: &Path, vector: Option<&str>) -> Result<ScoreVector> {
 fn read_long(path: &Path, key: &str, vector: Option<&str>) -> Result<ScoreVector> {
     let mut c = table::read(
         path,
-        &[("agent", Kind::Text), (key, Kind::Text), ("score", Kind::Number)],
+        &[
+            ("agent", Kind::Text),
+            (key, Kind::Text),
+            ("score", Kind::Number),
+        ],
         "a long scores table (agent, key, score), as `trustmesh score` writes",
     )?
     .into_iter();
@@ -181,12 +185,10 @@ fn read_long(path: &Path, key: &str, vector: Option<&str>) -> Result<ScoreVector
     if !names.contains(&vector) {
         return Err(Error::param(
             params::VECTOR,
-            Message::new()
-                .param(params::VECTOR)
-                .text(format!(
-                    " `{vector}` is not in the `{key}` column of the scores file ({})",
-                    listed()
-                )),
+            Message::new().param(params::VECTOR).text(format!(
+                " `{vector}` is not in the `{key}` column of the scores file ({})",
+                listed()
+            )),
         ));
     }
     let table::Values::Number(s) = s else {
@@ -237,13 +239,22 @@ mod tests {
         let cols: Vec<(&str, ArrayRef)> = vec![
             ("agent", strings(&["a", "b", "a", "b"])),
             ("topic", strings(&["x", "x", "global", "global"])),
-            ("score", Arc::new(Float64Array::from(vec![0.1, 0.9, 0.6, 0.4]))),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.1, 0.9, 0.6, 0.4])),
+            ),
         ];
         write_columns(&long, cols, false).unwrap();
         let g = ScoreVector::read(&long, Some("global")).unwrap();
-        assert_eq!((g.agents(), g.scores()), (&["a".to_string(), "b".into()][..], &[0.6, 0.4][..]));
+        assert_eq!(
+            (g.agents(), g.scores()),
+            (&["a".to_string(), "b".into()][..], &[0.6, 0.4][..])
+        );
         let e = ScoreVector::read(&long, None).unwrap_err().to_string();
-        assert!(e.contains("2 vectors in its `topic` column (`x`, `global`); choose one with vector"), "{e}");
+        assert!(
+            e.contains("2 vectors in its `topic` column (`x`, `global`); choose one with vector"),
+            "{e}"
+        );
         let e = ScoreVector::read(&long, Some("y")).unwrap_err().to_string();
         assert!(e.contains("vector `y` is not in the `topic` column"), "{e}");
     }
@@ -255,7 +266,10 @@ mod tests {
         let cols: Vec<(&str, ArrayRef)> = vec![
             ("agent", strings(&["a", "b", "a", "a"])),
             ("set", strings(&["x", "y", "y", "x"])),
-            ("score", Arc::new(Float64Array::from(vec![0.1, 0.9, f64::NAN, 0.4]))),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.1, 0.9, f64::NAN, 0.4])),
+            ),
         ];
         write_columns(&long, cols, false).unwrap();
         let e = ScoreVector::read(&long, Some("x")).unwrap_err();
@@ -263,6 +277,9 @@ mod tests {
         assert!(e.to_string().contains("two scores (rows 1 and 4)"), "{e}");
         let e = ScoreVector::read(&long, Some("y")).unwrap_err();
         assert_eq!(e.row(), Some((3, "score")));
-        assert!(e.to_string().contains("score NaN is not a finite number"), "{e}");
+        assert!(
+            e.to_string().contains("score NaN is not a finite number"),
+            "{e}"
+        );
     }
 }

@@ -297,10 +297,7 @@ impl Problem {
                 let members = &tiering.members[t];
                 let range = |f: &dyn Fn(usize) -> f64| -> (Option<f64>, Option<f64>) {
                     let vals = members.iter().map(|&i| f(i as usize));
-                    (
-                        vals.clone().reduce(f64::min),
-                        vals.reduce(f64::max),
-                    )
+                    (vals.clone().reduce(f64::min), vals.reduce(f64::max))
                 };
                 let (score_min, score_max) = range(&|i| scores[i]);
                 let (percentile_min, percentile_max) = range(&|i| tiering.percentile[i]);
@@ -361,7 +358,11 @@ mod tests {
 
     fn problem(costs: &[f64], caps: &[f64], p: ContractParams) -> Problem {
         let names = (0..costs.len()).map(|i| format!("x{i}")).collect();
-        Problem::new(Agents::new(names, costs.to_vec(), caps.to_vec()).unwrap(), p).unwrap()
+        Problem::new(
+            Agents::new(names, costs.to_vec(), caps.to_vec()).unwrap(),
+            p,
+        )
+        .unwrap()
     }
 
     fn scores(v: &[f64]) -> ScoreVector {
@@ -390,14 +391,27 @@ mod tests {
         assert_eq!((s.expected_utility, s.expected_payment), (6.0, 2.75));
         assert_eq!(s.expected_successes, 0.875);
         assert_eq!(s.tiers[1].expected_successes, 0.75);
-        assert_eq!((s.tiers[0].score_min, s.tiers[1].score_max), (Some(1.0), Some(2.0)));
-        assert_eq!((s.uniform.reward, s.uniform.expected_utility), (3.0, 5.90625));
+        assert_eq!(
+            (s.tiers[0].score_min, s.tiers[1].score_max),
+            (Some(1.0), Some(2.0))
+        );
+        assert_eq!(
+            (s.uniform.reward, s.uniform.expected_utility),
+            (3.0, 5.90625)
+        );
         assert_eq!(s.gain_over_uniform, 0.09375);
         assert_eq!(s.search.schedules_in_grid, 25.0);
 
         // A budget of 2.5 couples the tiers: the high tier keeps 3 (pays
         // 2.25), the low one drops to 2 (pays 0.125); uniform must drop to 2.
-        let pr = problem(&[1.0, 1.0], &[1.0, 1.0], ContractParams { budget: Some(2.5), ..p });
+        let pr = problem(
+            &[1.0, 1.0],
+            &[1.0, 1.0],
+            ContractParams {
+                budget: Some(2.5),
+                ..p
+            },
+        );
         let s = pr.solve(&scores(&[1.0, 2.0])).unwrap();
         assert_eq!(s.schedule, [2.0, 3.0]);
         assert_eq!((s.expected_utility, s.expected_payment), (5.75, 2.375));
@@ -470,7 +484,14 @@ mod tests {
         )
     }
 
-    fn build(m: &[(f64, f64, f64)], tiers: usize, steps: usize, v: f64, rmax: f64, budget: Option<f64>) -> (Problem, ScoreVector) {
+    fn build(
+        m: &[(f64, f64, f64)],
+        tiers: usize,
+        steps: usize,
+        v: f64,
+        rmax: f64,
+        budget: Option<f64>,
+    ) -> (Problem, ScoreVector) {
         let costs: Vec<f64> = m.iter().map(|x| x.1).collect();
         let caps: Vec<f64> = m.iter().map(|x| x.2).collect();
         let p = ContractParams {

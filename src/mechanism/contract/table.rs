@@ -97,10 +97,7 @@ pub(crate) fn read(path: &Path, wanted: &[(&str, Kind)], table: &str) -> Result<
         .map(|r| sorted.binary_search(r).unwrap_or(0))
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(Error::read)?;
+    let reader = builder.with_projection(mask).build().map_err(Error::read)?;
     let mut out: Vec<Values> = wanted
         .iter()
         .map(|(_, k)| match k {
@@ -154,7 +151,9 @@ pub(crate) fn texts(column: &str, v: Values) -> Result<Vec<String>> {
 /// ranges are the caller's to check, with its own wording).
 pub(crate) fn numbers(column: &str, v: Values) -> Result<Vec<f64>> {
     let Values::Number(v) = v else {
-        return Err(Error::internal(format!("`{column}` was not read as numbers")));
+        return Err(Error::internal(format!(
+            "`{column}` was not read as numbers"
+        )));
     };
     v.into_iter()
         .enumerate()
@@ -176,17 +175,25 @@ mod tests {
     fn columns_read_in_the_order_asked_with_types_checked() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.parquet");
-        let names: DictionaryArray<Int32Type> = vec![Some("x"), None, Some("z")].into_iter().collect();
+        let names: DictionaryArray<Int32Type> =
+            vec![Some("x"), None, Some("z")].into_iter().collect();
         let cols: Vec<(&str, ArrayRef)> = vec![
             ("n", Arc::new(Int64Array::from(vec![1, 2, 3]))),
             ("extra", Arc::new(StringArray::from(vec!["p", "q", "r"]))),
             ("name", Arc::new(names)),
-            ("f", Arc::new(Float32Array::from(vec![Some(0.5), Some(1.5), None]))),
+            (
+                "f",
+                Arc::new(Float32Array::from(vec![Some(0.5), Some(1.5), None])),
+            ),
         ];
         write_columns(&p, cols, true).unwrap();
         let v = read(
             &p,
-            &[("f", Kind::Number), ("name", Kind::Text), ("n", Kind::Number)],
+            &[
+                ("f", Kind::Number),
+                ("name", Kind::Text),
+                ("n", Kind::Number),
+            ],
             "a test table",
         )
         .unwrap();

@@ -128,7 +128,8 @@ mod tests {
             c["search"]["tiers_evaluated"] = 0.into();
             assert_eq!(w, c);
             for (a, b) in warm.tables.iter().zip(&cold.tables) {
-                let bits = |t: &TierTable| t.successes.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let bits =
+                    |t: &TierTable| t.successes.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(a), bits(b));
             }
             warm
@@ -138,7 +139,10 @@ mod tests {
         // bounds in the result still move).
         let doubled = with_scores(&s0, |v| v.iter_mut().for_each(|x| *x *= 2.0));
         let w = check(&cold0, &doubled, [false; 4]);
-        assert_eq!(w.tiers[3].score_max, cold0.tiers[3].score_max.map(|x| x * 2.0));
+        assert_eq!(
+            w.tiers[3].score_max,
+            cold0.tiers[3].score_max.map(|x| x * 2.0)
+        );
 
         // Two agents of the top tier swap scores: that tier alone.
         let top: Vec<usize> = (0..5000).filter(|&i| cold0.tier_of[i] == 3).collect();
