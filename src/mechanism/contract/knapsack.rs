@@ -692,7 +692,7 @@ mod tests {
                 groups
             };
             let hint: Vec<usize> = groups.iter().map(|g| g.len() - 1).collect();
-            let s = solve(&groups, cap, &[hint.clone()]).unwrap();
+            let s = solve(&groups, cap, std::slice::from_ref(&hint)).unwrap();
             let want = brute_force(&groups, cap);
             match (s.choice, want) {
                 (None, None) => {}

@@ -135,7 +135,8 @@ mod tests {
             let e = p.validate().unwrap_err();
             (e.as_param().map(|p| p.name), e.to_string())
         };
-        let cases: [(fn(&mut ContractParams), &str, &str); 8] = [
+        type Case = (fn(&mut ContractParams), &'static str, &'static str);
+        let cases: [Case; 8] = [
             (
                 |p| p.tiers = 0,
                 params::TIERS,

@@ -471,7 +471,10 @@ mod tests {
 
     /// A random small market: agents' (score, cost, capability), tiers,
     /// reward steps, task value, reward maximum.
-    fn small_market() -> impl Strategy<Value = (Vec<(f64, f64, f64)>, usize, usize, f64, f64)> {
+    /// Agents' (score, cost, capability), tiers, steps, task value, reward max.
+    type Market = (Vec<(f64, f64, f64)>, usize, usize, f64, f64);
+
+    fn small_market() -> impl Strategy<Value = Market> {
         (
             proptest::collection::vec(
                 (0u32..6, 0.05f64..20.0, 0.0f64..=1.0).prop_map(|(s, c, k)| (s as f64, c, k)),
