@@ -54,6 +54,8 @@ pub fn solve_files(
     vector: Option<&str>,
     params: ContractParams,
 ) -> Result<(Problem, Solution)> {
+    // The parameters first: no reason to read a file for a bad --tiers.
+    params.validate()?;
     let problem = Problem::new(Agents::read(agents)?, params)?;
     let scores = ScoreVector::read(scores, vector)?;
     let solution = problem.solve(&scores).map_err(|e| {

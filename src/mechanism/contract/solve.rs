@@ -261,6 +261,27 @@ impl Problem {
                     .collect()
             })
             .collect();
+        // Every total (tiered or uniform) is at most this in size: finite, so
+        // no sum overflows.
+        let most: f64 = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|i| i.weight.abs() + i.value.abs())
+                    .fold(0.0, f64::max)
+            })
+            .sum();
+        if !most.is_finite() {
+            return Err(Error::param(
+                params::TASK_VALUE,
+                Message::new()
+                    .text("expected utilities or payments overflow f64 with ")
+                    .param(params::TASK_VALUE)
+                    .text(format!(" {v} and "))
+                    .param(params::REWARD_MAX)
+                    .text(format!(" {}; use smaller values", self.params.reward_max)),
+            ));
+        }
         let capacity = self.params.budget.unwrap_or(f64::INFINITY);
         let tiers = groups.len();
 
@@ -417,6 +438,31 @@ mod tests {
         assert_eq!((s.expected_utility, s.expected_payment), (5.75, 2.375));
         assert_eq!((s.uniform.reward, s.uniform.expected_utility), (2.0, 5.0));
         assert_eq!(s.gain_over_uniform_relative, Some(0.15));
+    }
+
+    #[test]
+    fn overflowing_utilities_are_a_parameter_error() {
+        // h = 1/6, 1/2, 5/6 and full effort from the first reward: each
+        // tier's utility is finite (at most 1.5e308 · 5/6), their sum is not.
+        let solve = |task_value: f64, tiers: usize| {
+            let p = ContractParams {
+                task_value,
+                tiers,
+                ..Default::default()
+            };
+            problem(&[1e-300; 3], &[1.0; 3], p).solve(&scores(&[1.0, 2.0, 3.0]))
+        };
+        let e = solve(1.5e308, 3).unwrap_err();
+        assert_eq!(e.as_param().map(|p| p.name), Some(params::TASK_VALUE));
+        assert!(
+            e.to_string()
+                .contains("overflow f64 with task_value 150000000"),
+            "{e}"
+        );
+        // One tier of 1.5 expected successes overflows alone.
+        assert!(solve(1.5e308, 1).is_err());
+        let s = solve(1e300, 3).unwrap();
+        assert!(s.expected_utility.is_finite() && s.expected_utility > 1e300);
     }
 
     #[test]
