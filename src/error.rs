@@ -553,6 +553,20 @@ pub mod params {
     pub const COLUMNS: &str = "columns";
     /// The batches given to `LoadedMatrices::solve_many`.
     pub const BATCHES: &str = "batches";
+    /// `ContractParams::tiers`: trust tiers of the contract generator.
+    pub const TIERS: &str = "tiers";
+    /// `ContractParams::task_value`: the leader's value of one success.
+    pub const TASK_VALUE: &str = "task_value";
+    /// `ContractParams::reward_max`: the largest reward on the grid.
+    pub const REWARD_MAX: &str = "reward_max";
+    /// `ContractParams::reward_steps`: rewards on the grid.
+    pub const REWARD_STEPS: &str = "reward_steps";
+    /// `ContractParams::budget`: the bound on expected payments.
+    pub const BUDGET: &str = "budget";
+    /// `ContractParams::unscored`: what an agent without a score gets.
+    pub const UNSCORED: &str = "unscored";
+    /// The vector of a long scores file (per topic, layer or set) to read.
+    pub const VECTOR: &str = "vector";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -581,6 +595,13 @@ pub mod params {
         SYNTHETIC,
         COLUMNS,
         BATCHES,
+        TIERS,
+        TASK_VALUE,
+        REWARD_MAX,
+        REWARD_STEPS,
+        BUDGET,
+        UNSCORED,
+        VECTOR,
     ];
 }
 

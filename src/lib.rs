@@ -3,7 +3,8 @@
 //! Data flows one way through the stage modules:
 //! `ingest` (Parquet logs → validated contributions) → `graph` (dense ids,
 //! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
-//! as a second back end of the same trait → output.
+//! as a second back end of the same trait → output; `mechanism` turns score
+//! vectors into incentives (trust-tiered contracts).
 
 pub mod bench;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod gpu;
 pub mod graph;
 pub mod identity;
 pub mod ingest;
+pub mod mechanism;
 pub mod output;
 pub mod parquet_out;
 pub mod provenance;

@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use trustmesh::bench::{
-    self, BenchGraph, DEFAULT_ITERS, DEFAULT_K, DEFAULT_SEED, DEFAULT_SYNTHETIC,
+    self, BenchGraph, DEFAULT_ITERS, DEFAULT_K, DEFAULT_MECHANISM_AGENTS, DEFAULT_SEED,
+    DEFAULT_SYNTHETIC, MECHANISM_REPS,
 };
 
 use super::device::{self, concrete_device, AdapterArg, Device};
@@ -56,6 +57,13 @@ pub struct BenchArgs {
     /// an iteration's time goes, per K).
     #[arg(long)]
     profile_kernels: bool,
+    /// Time `trustmesh mechanism` (trust-tiered contracts, CPU) on seeded
+    /// synthetic markets instead of the power iteration.
+    #[arg(long, conflicts_with_all = ["graph", "save_matrix", "profile_kernels"])]
+    mechanism: bool,
+    /// Agents of each --mechanism case, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_MECHANISM_ARG.as_str(), requires = "mechanism")]
+    mechanism_agents: Vec<usize>,
 }
 
 /// `--k`'s default written as the user writes the flag, comma-separated
@@ -63,6 +71,15 @@ pub struct BenchArgs {
 static DEFAULT_K_ARG: LazyLock<String> = LazyLock::new(|| {
     let k: Vec<String> = DEFAULT_K.iter().map(usize::to_string).collect();
     k.join(",")
+});
+
+/// `--mechanism-agents`'s default, written the same way.
+static DEFAULT_MECHANISM_ARG: LazyLock<String> = LazyLock::new(|| {
+    let n: Vec<String> = DEFAULT_MECHANISM_AGENTS
+        .iter()
+        .map(usize::to_string)
+        .collect();
+    n.join(",")
 });
 
 /// `N,M`: nodes and edges of a synthetic graph.
@@ -107,6 +124,9 @@ fn parse_pair(s: &str) -> std::result::Result<(u32, usize), String> {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if a.mechanism {
+        return run_mechanism(&a);
+    }
     let graph = match a.graph {
         Some(p) => BenchGraph::Log(p),
         None => BenchGraph::Synthetic {
@@ -224,6 +244,46 @@ pub fn run(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--mechanism`: ms per solve of seeded markets, one case per size.
+fn run_mechanism(a: &BenchArgs) -> Result<()> {
+    if a.mechanism_agents.contains(&0) {
+        bail!("every --mechanism-agents must be at least 1");
+    }
+    println!(
+        "mechanism: seeded markets (seed {}), 4 tiers x 32 rewards, budget = half the unbudgeted payment; \
+         best of {MECHANISM_REPS} in-memory solves; cpu, {} threads",
+        a.seed,
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9}",
+        "agents", "solve ms", "tiers ms", "tables ms", "sched ms", "warm ms", "Meval/s", "frontier"
+    );
+    let mut cases = Vec::new();
+    for &n in &a.mechanism_agents {
+        let c = bench::measure_mechanism(n, a.seed)?;
+        println!(
+            "{:>8} {:>10.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>9}",
+            c.agents,
+            c.ms_solve,
+            c.ms_tiers,
+            c.ms_tables,
+            c.ms_schedule,
+            c.ms_warm,
+            c.evaluations_per_second / 1e6,
+            c.frontier_states
+        );
+        cases.push(c);
+    }
+    println!(
+        "warm: a re-solve after two agents of the top tier swapped scores (one tier re-evaluated)"
+    );
+    if let Some(path) = &a.json {
+        write_json(path, &cases)?;
+    }
+    Ok(())
+}
+
 /// Prints ms per iteration of each GPU kernel stage for every K.
 fn profile_kernels(
     m: &trustmesh::trust::TrustMatrix,
@@ -277,6 +337,20 @@ mod tests {
         assert_eq!(a.devices, [Device::Cpu, Device::Gpu]);
         let a = args(&["--graph", "g.parquet"]).unwrap();
         assert_eq!(a.graph, Some(PathBuf::from("g.parquet")));
+        assert!(!a.mechanism);
+        let a = args(&["--mechanism"]).unwrap();
+        assert_eq!(a.mechanism_agents, DEFAULT_MECHANISM_AGENTS);
+        assert_eq!(
+            args(&["--mechanism", "--mechanism-agents", "5,7"])
+                .unwrap()
+                .mechanism_agents,
+            [5, 7]
+        );
+        assert!(
+            args(&["--mechanism-agents", "5"]).is_err(),
+            "needs --mechanism"
+        );
+        assert!(args(&["--mechanism", "--graph", "g"]).is_err());
     }
 
     #[test]

@@ -30,6 +30,13 @@ const FLAGS: &[(&str, &str)] = &[
     (params::LAYER, "--layer"),
     (params::RATING_SCALE, "--rating-scale"),
     (params::SYNTHETIC, "--synthetic"),
+    (params::TIERS, "--tiers"),
+    (params::TASK_VALUE, "--task-value"),
+    (params::REWARD_MAX, "--reward-max"),
+    (params::REWARD_STEPS, "--reward-steps"),
+    (params::BUDGET, "--budget"),
+    (params::UNSCORED, "--unscored"),
+    (params::VECTOR, "--vector"),
 ];
 
 /// The flag that sets library parameter `param`.

@@ -16,6 +16,7 @@ mod devices;
 mod errors;
 mod id;
 mod iter;
+mod mechanism;
 mod output;
 mod score;
 mod sign_log;
@@ -47,7 +48,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// List GPU adapters (Vulkan, Metal, DX12) with their limits and features.
     Devices(devices::DevicesArgs),
-    /// Time the power iteration per device and block width.
+    /// Time the power iteration per device and block width (or, with
+    /// --mechanism, `mechanism` solves).
     Bench(bench::BenchArgs),
     /// Keys and the BAID identity registry (append-only, hash-chained).
     Id(id::IdArgs),
@@ -55,6 +57,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Sign a rater's rows of a log (fills the `sig` column).
     SignLog(sign_log::SignLogArgs),
+    /// Trust-tiered contracts: one reward per trust tier, the best schedule
+    /// within a budget.
+    Mechanism(mechanism::MechanismArgs),
 }
 
 impl Command {
@@ -68,6 +73,7 @@ impl Command {
             Command::Id(a) => id::run(a),
             Command::Snapshot(a) => snapshot::run(a),
             Command::SignLog(a) => sign_log::run(a),
+            Command::Mechanism(a) => mechanism::run(a),
         }
     }
 }

@@ -10,7 +10,7 @@ use arrow::array::{
 use crate::common::*;
 use crate::util::Trustmesh;
 
-fn small_log(dir: &Path) -> PathBuf {
+pub(crate) fn small_log(dir: &Path) -> PathBuf {
     let p = dir.join("log.parquet");
     write_log(
         &p,
@@ -27,7 +27,7 @@ fn small_log(dir: &Path) -> PathBuf {
 
 /// Runs `cmd`, which must fail with exit status 1 (a run error, not a usage
 /// error or a panic) and one error line holding every needle.
-fn fails_with(cmd: Trustmesh, needles: &[&str]) {
+pub(crate) fn fails_with(cmd: Trustmesh, needles: &[&str]) {
     let run = cmd.fails(1);
     let err = &run.stderr;
     assert!(!err.contains("panicked"), "panic\n{run}");

@@ -5,6 +5,7 @@ mod batched;
 mod cli;
 mod common;
 mod conformance;
+mod contract;
 mod determinism;
 mod gpu;
 mod identity;
