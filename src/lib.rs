@@ -3,7 +3,9 @@
 //! Data flows one way through the stage modules:
 //! `ingest` (Parquet logs → validated contributions) → `graph` (dense ids,
 //! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
-//! as a second back end of the same trait → output.
+//! as a second back end of the same trait → output. `mechanism` turns
+//! payoffs into incentives (Stackelberg games), on the CPU or the same GPU
+//! context.
 
 pub mod bench;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod gpu;
 pub mod graph;
 pub mod identity;
 pub mod ingest;
+pub mod mechanism;
 pub mod output;
 pub mod parquet_out;
 pub mod provenance;
