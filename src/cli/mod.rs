@@ -20,6 +20,7 @@ mod output;
 mod score;
 mod sign_log;
 mod snapshot;
+mod stackelberg;
 
 use clap::{Parser, Subcommand};
 
@@ -55,6 +56,8 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Sign a rater's rows of a log (fills the `sig` column).
     SignLog(sign_log::SignLogArgs),
+    /// Solve a Bayesian Stackelberg game (JSON): exact, search or both.
+    Stackelberg(stackelberg::StackelbergArgs),
 }
 
 impl Command {
@@ -68,6 +71,7 @@ impl Command {
             Command::Id(a) => id::run(a),
             Command::Snapshot(a) => snapshot::run(a),
             Command::SignLog(a) => sign_log::run(a),
+            Command::Stackelberg(a) => stackelberg::run(a),
         }
     }
 }

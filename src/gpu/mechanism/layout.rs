@@ -62,7 +62,10 @@ mod tests {
             .expect("a Params struct");
         assert_eq!(layouter[handle].size, std::mem::size_of::<ParamsU>() as u32);
         // The shader's array sizes are the host's limits.
-        for (name, want) in [("MAX_M", super::super::MAX_M), ("MAX_N", super::super::MAX_N)] {
+        for (name, want) in [
+            ("MAX_M", super::super::MAX_M),
+            ("MAX_N", super::super::MAX_N),
+        ] {
             let c = m
                 .constants
                 .iter()

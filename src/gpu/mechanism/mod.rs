@@ -111,8 +111,16 @@ impl GpuGame {
             .max(f64::MIN_POSITIVE);
         let mut payoffs = Vec::with_capacity(types * 2 * m * n);
         for (t, ty) in game.types().iter().enumerate() {
-            payoffs.extend(ty.follower_payoff().iter().map(|v| (v / follower_scales[t]) as f32));
-            payoffs.extend(ty.leader_payoff().iter().map(|v| (v / leader_scales[t]) as f32));
+            payoffs.extend(
+                ty.follower_payoff()
+                    .iter()
+                    .map(|v| (v / follower_scales[t]) as f32),
+            );
+            payoffs.extend(
+                ty.leader_payoff()
+                    .iter()
+                    .map(|v| (v / leader_scales[t]) as f32),
+            );
         }
         let weights: Vec<f32> = game
             .types()
@@ -210,7 +218,8 @@ impl GpuGame {
         let pipeline = &self.fam.evaluate[detail as usize];
         let out = scoped(&ctx.device, || {
             let none = wgpu::BufferUsages::empty();
-            let centers = ctx.storage_init("mechanism centers", bytemuck::cast_slice(&centers), none);
+            let centers =
+                ctx.storage_init("mechanism centers", bytemuck::cast_slice(&centers), none);
             let counts = ctx.storage_init("mechanism counts", bytemuck::cast_slice(&counts), none);
             let mut values: Vec<f32> = Vec::with_capacity(len as usize);
             let mut words: Vec<u32> = Vec::new();
@@ -235,7 +244,11 @@ impl GpuGame {
                 let out_use = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
                 let rb_use = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
                 let vbytes = size * 4;
-                let dbytes = if detail { size * 16 * self.types as u64 } else { 16 };
+                let dbytes = if detail {
+                    size * 16 * self.types as u64
+                } else {
+                    16
+                };
                 let vbuf = ctx.zeroed("mechanism values", vbytes, out_use);
                 let dbuf = ctx.zeroed("mechanism detail", dbytes, out_use);
                 let vrb = ctx.zeroed("mechanism values readback", vbytes, rb_use);

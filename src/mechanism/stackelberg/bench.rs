@@ -94,7 +94,8 @@ pub fn random_game(m: usize, n: usize, types: usize, seed: u64) -> Result<Game> 
 pub fn evaluation_rate(game: &Game, device: &Device, min_seconds: f64) -> Result<Rate> {
     let eval = evaluator(game, DEFAULT_EPSILON, device)?;
     let types = game.types().len() as u64;
-    let level_of = |candidates: u64| Level::full(game.m(), grid_for(game.m(), candidates, u32::MAX));
+    let level_of =
+        |candidates: u64| Level::full(game.m(), grid_for(game.m(), candidates, u32::MAX));
     let mut level = level_of(1 << 12)?;
     eval.bounds(&level)?; // warm-up: pipelines, caches
     loop {

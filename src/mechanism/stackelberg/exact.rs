@@ -163,9 +163,8 @@ pub fn solve_exact(game: &Game, cfg: &ExactConfig) -> Result<Solution> {
         depth -= 1;
         assign.pop();
     }
-    let (x, profile) = best_point.ok_or_else(|| {
-        Error::internal("the exact method found no feasible reply profile")
-    })?;
+    let (x, profile) = best_point
+        .ok_or_else(|| Error::internal("the exact method found no feasible reply profile"))?;
     let mut replies = vec![0; types];
     for (t, j) in profile {
         replies[t] = j;
@@ -209,6 +208,9 @@ mod tests {
         let g = one_type(&[&[2.0, 4.0], &[1.0, 3.0]], &[&[1.0, 0.0], &[0.0, 1.0]]);
         let e = solve_exact(&g, &ExactConfig { max_profiles: 1 }).unwrap_err();
         assert_eq!(e.as_param().map(|p| p.name), Some(params::METHOD));
-        assert!(e.to_string().ends_with("bound of 1; use method search"), "{e}");
+        assert!(
+            e.to_string().ends_with("bound of 1; use method search"),
+            "{e}"
+        );
     }
 }

@@ -117,7 +117,12 @@ impl Level {
                 counts[(q - 1) * d + dd] = if q == 1 {
                     1
                 } else {
-                    counts[(q - 2) * d + dd] + if dd > 0 { counts[(q - 1) * d + dd - 1] } else { 0 }
+                    counts[(q - 2) * d + dd]
+                        + if dd > 0 {
+                            counts[(q - 1) * d + dd - 1]
+                        } else {
+                            0
+                        }
                 };
             }
         }
@@ -313,10 +318,17 @@ mod tests {
         let level = Level::full(3, 2).unwrap();
         let mut got = Vec::new();
         level.for_each(0, level.len(), |_, x| got.push(x.to_vec()));
-        let want: Vec<Vec<f64>> = [[0, 0, 2], [0, 1, 1], [0, 2, 0], [1, 0, 1], [1, 1, 0], [2, 0, 0]]
-            .iter()
-            .map(|k| k.iter().map(|&v| v as f64 / 2.0).collect())
-            .collect();
+        let want: Vec<Vec<f64>> = [
+            [0, 0, 2],
+            [0, 1, 1],
+            [0, 2, 0],
+            [1, 0, 1],
+            [1, 1, 0],
+            [2, 0, 0],
+        ]
+        .iter()
+        .map(|k| k.iter().map(|&v| v as f64 / 2.0).collect())
+        .collect();
         assert_eq!(got, want);
     }
 }

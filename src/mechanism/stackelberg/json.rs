@@ -49,7 +49,10 @@ pub fn parse_game(text: &str) -> Result<Game> {
     let follower = names(top, "follower_actions")?;
     if let Some(d) = top.get("description") {
         if !d.is_string() {
-            return Err(field("description", format!("expected a string, found {}", kind(d))));
+            return Err(field(
+                "description",
+                format!("expected a string, found {}", kind(d)),
+            ));
         }
     }
     let types = match top.get("types") {
@@ -124,7 +127,10 @@ fn string(v: &Value, at: &str) -> Result<String> {
                 &s[BARE.len()..]
             ),
         )),
-        other => Err(field(at, format!("expected a string, found {}", kind(other)))),
+        other => Err(field(
+            at,
+            format!("expected a string, found {}", kind(other)),
+        )),
     }
 }
 
@@ -140,7 +146,10 @@ fn number(v: &Value, at: &str) -> Result<f64> {
                 &s[BARE.len()..]
             ),
         )),
-        other => Err(field(at, format!("expected a number, found {}", kind(other)))),
+        other => Err(field(
+            at,
+            format!("expected a number, found {}", kind(other)),
+        )),
     }
 }
 
@@ -221,7 +230,8 @@ fn mark_bare_words(text: &str) -> Cow<'_, str> {
             continue;
         }
         let start = i;
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'-' | b'+' | b'.' | b'_'))
+        while i < b.len()
+            && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'-' | b'+' | b'.' | b'_'))
         {
             i += 1;
         }
@@ -229,7 +239,8 @@ fn mark_bare_words(text: &str) -> Cow<'_, str> {
         let wrap = match token {
             "true" | "false" | "null" => false,
             t if t.bytes().next().is_some_and(|c| c.is_ascii_digit())
-                || (t.starts_with('-') && t[1..].bytes().next().is_some_and(|c| c.is_ascii_digit())) =>
+                || (t.starts_with('-')
+                    && t[1..].bytes().next().is_some_and(|c| c.is_ascii_digit())) =>
             {
                 // A number: only one that overflows f64 (serde_json's "number
                 // out of range") is marked; anything else is left to the parser.
@@ -312,10 +323,7 @@ mod tests {
             with("\"prob\": 1.0", "\"prob\": -1"),
             "types[0].prob: -1 is negative; a probability is in [0, 1]"
         );
-        assert_eq!(
-            with("\"prob\": 1.0,", ""),
-            "types[0].prob: missing"
-        );
+        assert_eq!(with("\"prob\": 1.0,", ""), "types[0].prob: missing");
         assert_eq!(
             with("[\"x\", \"y\"]", "[]"),
             "follower_actions: expected at least one action"
@@ -362,7 +370,10 @@ mod tests {
         std::fs::write(&p, GOOD.replace("\"prob\": 1.0", "\"prob\": 2")).unwrap();
         let e = read_game(&p).unwrap_err();
         assert_eq!(e.path(), Some(p.as_path()));
-        assert!(e.to_string().ends_with("must sum to 1 (within 1e-9)"), "{e}");
+        assert!(
+            e.to_string().ends_with("must sum to 1 (within 1e-9)"),
+            "{e}"
+        );
         assert!(read_game(&dir.path().join("none.json"))
             .unwrap_err()
             .to_string()

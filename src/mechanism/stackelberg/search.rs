@@ -397,7 +397,9 @@ mod tests {
         let loose: Vec<f64> = exact
             .iter()
             .map(|v| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 v + 0.3 * ((s >> 11) as f64 / (1u64 << 53) as f64)
             })
             .collect();
