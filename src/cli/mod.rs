@@ -48,7 +48,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// List GPU adapters (Vulkan, Metal, DX12) with their limits and features.
     Devices(devices::DevicesArgs),
-    /// Time the power iteration per device and block width.
+    /// Time the power iteration per device and block width (or, with
+    /// --best-response, Stackelberg best responses per second).
     Bench(bench::BenchArgs),
     /// Keys and the BAID identity registry (append-only, hash-chained).
     Id(id::IdArgs),

@@ -250,6 +250,10 @@ fn gpu_equals_cpu_on_the_same_candidates() {
         assert_eq!(sc.candidate_value, sg.candidate_value);
         assert!(sg.device.contains("f32"), "{}", sg.device);
     }
+    // Beyond the kernel's private arrays the GPU refuses, pointing to the CPU.
+    let wide = random_game(33, 2, 1, 9).unwrap();
+    let e = search(&wide, &SearchConfig::default(), &gpu).unwrap_err();
+    assert!(e.to_string().ends_with("33 and 2; use device cpu"), "{e}");
 }
 
 fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {

@@ -48,6 +48,9 @@ impl Default for ExactConfig {
     }
 }
 
+/// The best whole profile so far: its strategy and its (type, reply) pairs.
+type Incumbent = (Vec<f64>, Vec<(usize, usize)>);
+
 /// One kept (reply, bound, the pair's own LP optimum) of a type.
 struct Kept {
     reply: usize,
@@ -112,7 +115,7 @@ pub fn solve_exact(game: &Game, cfg: &ExactConfig) -> Result<Solution> {
     let tol = 1e-9 * value_scale.max(f64::MIN_POSITIVE);
 
     let mut best = f64::NEG_INFINITY;
-    let mut best_point: Option<(Vec<f64>, Vec<(usize, usize)>)> = None;
+    let mut best_point: Option<Incumbent> = None;
     let mut cursor = vec![0usize; types];
     let mut prefix = vec![0.0; types + 1];
     let mut assign: Vec<(usize, usize)> = Vec::with_capacity(types);

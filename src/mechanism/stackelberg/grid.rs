@@ -217,7 +217,7 @@ impl Level {
         let m = self.m;
         let d = self.grid as usize + 1;
         let mut rem = self.grid;
-        for p in 0..m - 1 {
+        for (p, kp) in k.iter_mut().enumerate().take(m - 1) {
             let q = m - p - 1;
             let mut v = 0;
             while v < rem {
@@ -228,7 +228,7 @@ impl Level {
                 r -= cnt;
                 v += 1;
             }
-            k[p] = v;
+            *kp = v;
             rem -= v;
         }
         k[m - 1] = rem;

@@ -98,7 +98,7 @@ pub(crate) fn best_strategy(game: &Game, assign: &[(usize, usize)]) -> Result<Op
         .map(|&v| solution.var_value(v).max(0.0))
         .collect();
     let sum: f64 = x.iter().sum();
-    if !(sum > 0.0) {
+    if sum.is_nan() || sum <= 0.0 {
         return Err(Error::internal("an LP solution's strategy sums to zero"));
     }
     x.iter_mut().for_each(|v| *v /= sum);

@@ -8,13 +8,15 @@
 //!    ([`Bounds`]): the CPU the f64 value itself (slack 0), the GPU an f32
 //!    value computed with a tie band wide enough that it can only overstate
 //!    the f64 value, by at most `slack` (see `gpu::mechanism`).
-//! 3. The level's best [`SearchConfig::centers`] candidates by f64 value
-//!    (ties: lowest index) are found exactly from the bounds: candidates are
-//!    re-checked in f64 by decreasing bound until no bound plus slack can
-//!    reach the current last of the best. The CPU and the GPU thus pick the
-//!    same candidates, bit for bit, whatever f32 did near a tie.
-//! 4. The next level shrinks the grid towards each of the best candidates
-//!    so far (the radius a few previous spacings), until the spacing reaches
+//! 3. The level's best [`SearchConfig::centers`] × [`POOL`] candidates by
+//!    f64 value (ties: lowest index) are found exactly from the bounds:
+//!    candidates are re-checked in f64 by decreasing bound until no bound
+//!    plus slack can reach the current last of the best. The CPU and the GPU
+//!    thus pick the same candidates, bit for bit, whatever f32 did near a
+//!    tie. Of those, the best of each distinct reply profile is kept (at most
+//!    `centers`).
+//! 4. The next level shrinks the grid towards each kept candidate so far
+//!    (the best per profile) (the radius a few previous spacings), until the spacing reaches
 //!    [`MIN_SPACING`] (f32 resolves a coordinate to ~6e-8; the polish, not
 //!    the grid, supplies the last digits) or [`SearchConfig::max_levels`].
 //! 5. Polish (`polish`): the reply profiles of the best candidates of all
@@ -65,7 +67,8 @@ pub struct SearchConfig {
     /// follower payoff magnitude) of the best are ties, which go to the
     /// leader.
     pub epsilon: f64,
-    /// Candidates refined around at each level.
+    /// Candidates refined around at each level (the best of as many
+    /// distinct reply profiles).
     pub centers: usize,
     /// Refinement levels after the first grid, at most.
     pub max_levels: u32,
@@ -215,6 +218,12 @@ impl Entry {
     }
 }
 
+/// A level's best `centers × POOL` candidates are checked in f64, and the
+/// best of each distinct reply profile among them kept: refining around
+/// several profiles, not one basin's neighbours, finds optima that a coarse
+/// grid ranked a little lower.
+const POOL: usize = 8;
+
 /// Candidates re-checked per parallel step of [`select_top`].
 const RECHECK_CHUNK: usize = 256;
 
@@ -290,17 +299,16 @@ pub(crate) fn select_top(
     Ok(top)
 }
 
-/// The `k` best of `a` and `b`, one per distinct strategy.
-fn merge(a: Vec<Entry>, b: &[Entry], k: usize) -> Vec<Entry> {
-    let mut all = a;
-    all.extend_from_slice(b);
-    all.sort_by(Entry::order);
+/// The `k` best of `entries`, one per distinct reply profile (the best of
+/// each; distinct profiles are distinct strategies too).
+fn distinct(mut entries: Vec<Entry>, k: usize) -> Vec<Entry> {
+    entries.sort_by(Entry::order);
     let mut out: Vec<Entry> = Vec::with_capacity(k);
-    for e in all {
+    for e in entries {
         if out.len() == k {
             break;
         }
-        if !out.iter().any(|o| o.x == e.x) {
+        if !out.iter().any(|o| o.replies == e.replies) {
             out.push(e);
         }
     }
@@ -325,11 +333,13 @@ pub fn search(game: &Game, cfg: &SearchConfig, device: &Device) -> Result<Soluti
     let mut levels = 0u32;
     loop {
         let b = eval.bounds(&level)?;
-        let top = select_top(game, &ties, &level, levels, &b, cfg.centers)?;
+        let pool = select_top(game, &ties, &level, levels, &b, cfg.centers * POOL)?;
+        let top = distinct(pool, cfg.centers);
         evaluated += level.len();
         levels += 1;
         tops.extend_from_slice(&top);
-        board = merge(board, &top, cfg.centers);
+        board.extend_from_slice(&top);
+        board = distinct(board, cfg.centers);
         if levels > cfg.max_levels || spacing <= MIN_SPACING || m == 1 {
             break;
         }
