@@ -60,7 +60,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weights: array<f32>;
 // Per center: A = (1 − λ) · center, m values.
 @group(0) @binding(3) var<storage, read> centers: array<f32>;
-// counts[(q − 1) * (grid + 1) + d]: compositions of d into q parts.
+// counts[(q − 1) * (grid + 1) + d]: compositions of d into q parts, q ≤ m.
 @group(0) @binding(4) var<storage, read> counts: array<u32>;
 // Per candidate of the dispatch: its value Σ_θ w_θ · leader utility.
 @group(0) @binding(5) var<storage, read_write> values: array<f32>;
@@ -89,23 +89,27 @@ fn evaluate(
     let center = cand / params.per_center;
     var r = cand % params.per_center;
 
-    // Unrank: part p takes value v while r passes the compositions of the
-    // rest (rem − v into the q parts after p).
+    // Unrank (as grid::Level::unrank): part p takes the largest v whose
+    // smaller values' compositions, comp(rem, q + 1) − comp(rem − v, q + 1)
+    // with q parts after p, do not exceed r; a binary search.
     var x: array<f32, MAX_M>;
     var rem = params.grid;
     for (var p = 0u; p + 1u < m; p++) {
-        let q = m - p - 1u;
-        var v = 0u;
-        while v < rem {
-            let cnt = counts[(q - 1u) * params.count_cols + rem - v];
-            if r < cnt {
-                break;
+        let row = (m - p - 1u) * params.count_cols;
+        let total = counts[row + rem];
+        var lo = 0u;
+        var hi = rem;
+        while lo < hi {
+            let mid = lo + (hi - lo + 1u) / 2u;
+            if total - counts[row + rem - mid] <= r {
+                lo = mid;
+            } else {
+                hi = mid - 1u;
             }
-            r -= cnt;
-            v += 1u;
         }
-        x[p] = centers[center * m + p] + params.lambda * (f32(v) * params.inv_grid);
-        rem -= v;
+        r -= total - counts[row + rem - lo];
+        x[p] = centers[center * m + p] + params.lambda * (f32(lo) * params.inv_grid);
+        rem -= lo;
     }
     x[m - 1u] = centers[center * m + m - 1u] + params.lambda * (f32(rem) * params.inv_grid);
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::eval::DEFAULT_EPSILON;
 use super::game::{Game, TypeSpec};
-use super::grid::{grid_for, Level, MAX_LEVEL};
+use super::grid::{grid_for, Level, MAX_GRID, MAX_LEVEL};
 use super::search::{evaluator, Device};
 use crate::error::{Error, Result};
 
@@ -95,7 +95,7 @@ pub fn evaluation_rate(game: &Game, device: &Device, min_seconds: f64) -> Result
     let eval = evaluator(game, DEFAULT_EPSILON, device)?;
     let types = game.types().len() as u64;
     let level_of =
-        |candidates: u64| Level::full(game.m(), grid_for(game.m(), candidates, u32::MAX));
+        |candidates: u64| Level::full(game.m(), grid_for(game.m(), candidates, MAX_GRID));
     let mut level = level_of(1 << 12)?;
     eval.bounds(&level)?; // warm-up: pipelines, caches
     loop {

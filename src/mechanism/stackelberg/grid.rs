@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 /// Most candidates one level may hold: 32M, whose values take 256 MiB.
 pub const MAX_LEVEL: u64 = 1 << 25;
 
+/// Most divisions of a grid: a spacing of 1e-6, the finest the search
+/// refines to anyway, and an unranking table of at most m × 2²⁰ counts.
+pub const MAX_GRID: u32 = 1 << 20;
+
 /// C(a, b), or None when it overflows u64.
 pub fn binomial(a: u64, b: u64) -> Option<u64> {
     if b > a {
@@ -49,9 +53,9 @@ pub fn compositions(grid: u32, m: usize) -> Option<u64> {
 pub fn grid_for(m: usize, budget: u64, cap: u32) -> u32 {
     let fits = |n: u32| compositions(n, m).is_some_and(|c| c <= budget);
     if m == 1 {
-        return cap.max(1);
+        return 1; // one candidate whatever the grid
     }
-    let (mut lo, mut hi) = (1u32, cap.max(1));
+    let (mut lo, mut hi) = (1u32, cap.clamp(1, MAX_GRID));
     if fits(hi) {
         return hi;
     }
@@ -77,7 +81,7 @@ pub struct Level {
     offsets: Vec<f64>,
     per_center: u64,
     /// `counts[(q − 1)·(grid + 1) + d]` = compositions of d into q parts,
-    /// for q in 1..m and d in 0..=grid: the table unranking walks.
+    /// for q in 1..=m and d in 0..=grid: the table unranking searches.
     counts: Vec<u64>,
 }
 
@@ -90,7 +94,7 @@ impl Level {
     /// The grid shrunk by `lambda` towards each of `centers` (points of the
     /// simplex), center after center.
     pub fn around(m: usize, grid: u32, lambda: f64, centers: &[Vec<f64>]) -> Result<Self> {
-        if m == 0 || grid == 0 || centers.is_empty() {
+        if m == 0 || grid == 0 || grid > MAX_GRID || centers.is_empty() {
             return Err(Error::internal(format!(
                 "a candidate level needs m, grid and centers (m {m}, grid {grid}, {} centers)",
                 centers.len()
@@ -110,8 +114,8 @@ impl Level {
                 ))
             })?;
         let d = grid as usize + 1;
-        let mut counts = vec![0u64; (m - 1) * d];
-        for q in 1..m {
+        let mut counts = vec![0u64; m * d];
+        for q in 1..=m {
             for dd in 0..d {
                 // Bounded by per_center (fewer parts or a smaller sum).
                 counts[(q - 1) * d + dd] = if q == 1 {
@@ -213,23 +217,31 @@ impl Level {
     }
 
     /// The composition of rank `r` (lexicographic).
+    ///
+    /// Part p takes the largest v whose smaller values' compositions,
+    /// Σ_{v' < v} comp(rem − v', q) = comp(rem, q + 1) − comp(rem − v, q + 1)
+    /// (q parts after p; the hockey-stick identity), do not exceed r: a
+    /// binary search, O(m log N), as in the kernel.
     fn unrank(&self, mut r: u64, k: &mut [u32]) {
         let m = self.m;
         let d = self.grid as usize + 1;
         let mut rem = self.grid;
         for (p, kp) in k.iter_mut().enumerate().take(m - 1) {
-            let q = m - p - 1;
-            let mut v = 0;
-            while v < rem {
-                let cnt = self.counts[(q - 1) * d + (rem - v) as usize];
-                if r < cnt {
-                    break;
+            let row = &self.counts[(m - p - 1) * d..][..d]; // q + 1 = m − p parts
+            let total = row[rem as usize];
+            let below = |v: u32| total - row[(rem - v) as usize];
+            let (mut lo, mut hi) = (0, rem);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if below(mid) <= r {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
                 }
-                r -= cnt;
-                v += 1;
             }
-            *kp = v;
-            rem -= v;
+            r -= below(lo);
+            *kp = lo;
+            rem -= lo;
         }
         k[m - 1] = rem;
     }
@@ -280,13 +292,15 @@ mod tests {
         assert_eq!(grid_for(2, 1000, 1 << 20), 999);
         assert_eq!(grid_for(2, 1000, 50), 50);
         assert_eq!(grid_for(100_000, 10, 50), 1);
+        assert_eq!(grid_for(2, u64::MAX, u32::MAX), MAX_GRID);
+        assert_eq!(grid_for(1, 10, 50), 1);
     }
 
     /// Every candidate in order is a distinct simplex point, unranking agrees
     /// with the walk, and centers are visited in turn.
     #[test]
     fn unranking_matches_the_walk() {
-        for (m, grid) in [(1, 3), (2, 4), (3, 2), (4, 5), (6, 3)] {
+        for (m, grid) in [(1, 3), (2, 4), (3, 2), (4, 5), (6, 3), (3, 40)] {
             let c = vec![1.0 / m as f64; m];
             let level = Level::around(m, grid, 0.5, &[c.clone(), c]).unwrap();
             let per = level.per_center();

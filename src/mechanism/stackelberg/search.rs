@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use super::eval::{level_values, replies, tie_tolerances, DEFAULT_EPSILON};
 use super::game::Game;
-use super::grid::{compositions, grid_for, Level, MAX_LEVEL};
+use super::grid::{compositions, grid_for, Level, MAX_GRID, MAX_LEVEL};
 use super::polish::polish;
 use super::result::{Method, SearchStats, Solution};
 use crate::error::{params, Error, Result};
@@ -97,6 +97,12 @@ impl SearchConfig {
             Some(0) => return Err(Error::param_value(params::GRID, "must be at least 1")),
             Some(g) => g,
         };
+        if grid > MAX_GRID {
+            return Err(Error::param_value(
+                params::GRID,
+                format!("{grid} is more than the {MAX_GRID} divisions a grid may have"),
+            ));
+        }
         match compositions(grid, m) {
             Some(c) if c <= MAX_LEVEL => Ok(grid),
             c => Err(Error::param_value(
@@ -105,7 +111,7 @@ impl SearchConfig {
                     "{grid} over {m} leader actions gives {} candidates, more than the {MAX_LEVEL} \
                      one grid may hold; use at most {}",
                     c.map_or("over 1.8e19".to_string(), |c| c.to_string()),
-                    grid_for(m, MAX_LEVEL, u32::MAX)
+                    grid_for(m, MAX_LEVEL, MAX_GRID)
                 ),
             )),
         }
@@ -438,6 +444,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(cfg(20).first_grid(&g).unwrap(), 20);
+        let two = one_type(&[&[1.0], &[2.0]], &[&[1.0], &[1.0]]);
+        assert_eq!(cfg(1 << 20).first_grid(&two).unwrap(), 1 << 20);
+        let e = cfg((1 << 20) + 1).first_grid(&two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "grid 1048577 is more than the 1048576 divisions a grid may have"
+        );
         let e = cfg(0).first_grid(&g).unwrap_err();
         assert_eq!(e.to_string(), "grid must be at least 1");
         let e = cfg(100_000).first_grid(&g).unwrap_err();
