@@ -105,8 +105,13 @@ fn print_solution(game: &Game, s: &Solution) {
             e.lps_solved, e.replies_kept, e.replies, e.profiles
         ),
         (_, Some(x)) => format!(
-            "{} candidates on {}, {} levels from grid {}, polish {}",
-            s.candidates_evaluated, x.device, x.levels, x.grid, x.polish
+            "{} candidates on {}, {} levels from grid {}, {} re-checked in f64, polish {}",
+            s.candidates_evaluated,
+            x.device,
+            x.levels,
+            x.grid,
+            x.candidates_rechecked,
+            x.polish
         ),
         _ => String::new(),
     };

@@ -74,6 +74,10 @@ pub struct SearchStats {
     pub epsilon: f64,
     /// The best candidate's value before the polish.
     pub candidate_value: f64,
+    /// Candidates whose replies were computed again in f64 to select each
+    /// level's best exactly (on the GPU, those whose f32 bound could reach
+    /// them; on the CPU about the best 64 per level).
+    pub candidates_rechecked: u64,
     /// Reply profiles the polish solved an LP for.
     pub profiles_polished: usize,
     /// `optimal`: the result is the optimum of a polished profile's LP;

@@ -234,7 +234,8 @@ const POOL: usize = 8;
 const RECHECK_CHUNK: usize = 256;
 
 /// The `k` best candidates of `level` by f64 value (ties: lowest index),
-/// from bounds that may overstate values by up to `slack`.
+/// from bounds that may understate values by up to `slack`, and how many
+/// candidates were checked in f64 to find them.
 pub(crate) fn select_top(
     game: &Game,
     ties: &[f64],
@@ -242,7 +243,7 @@ pub(crate) fn select_top(
     level_no: u32,
     bounds: &Bounds,
     k: usize,
-) -> Result<Vec<Entry>> {
+) -> Result<(Vec<Entry>, u64)> {
     let upper = &bounds.upper;
     if upper.len() as u64 != level.len() || upper.iter().any(|v| v.is_nan()) {
         return Err(Error::internal(format!(
@@ -293,16 +294,18 @@ pub(crate) fn select_top(
         .filter(|&i| !done[i as usize] && upper[i as usize] + bounds.slack >= floor)
         .collect();
     rest.sort_unstable_by(by_bound);
+    let mut checked = k as u64;
     for chunk in rest.chunks(RECHECK_CHUNK) {
         let kth = top.last().map_or(f64::NEG_INFINITY, |e| e.value);
         if upper[chunk[0] as usize] + bounds.slack < kth {
             break; // sorted by bound: nothing later can enter
         }
         top.extend(check(chunk));
+        checked += chunk.len() as u64;
         top.sort_by(Entry::order);
         top.truncate(k);
     }
-    Ok(top)
+    Ok((top, checked))
 }
 
 /// The `k` best of `entries`, one per distinct reply profile (the best of
@@ -336,10 +339,12 @@ pub fn search(game: &Game, cfg: &SearchConfig, device: &Device) -> Result<Soluti
     let mut board: Vec<Entry> = Vec::new();
     let mut tops: Vec<Entry> = Vec::new();
     let mut evaluated = 0u64;
+    let mut rechecked = 0u64;
     let mut levels = 0u32;
     loop {
         let b = eval.bounds(&level)?;
-        let pool = select_top(game, &ties, &level, levels, &b, cfg.centers * POOL)?;
+        let (pool, checked) = select_top(game, &ties, &level, levels, &b, cfg.centers * POOL)?;
+        rechecked += checked;
         let top = distinct(pool, cfg.centers);
         evaluated += level.len();
         levels += 1;
@@ -374,6 +379,7 @@ pub fn search(game: &Game, cfg: &SearchConfig, device: &Device) -> Result<Soluti
         levels,
         epsilon: cfg.epsilon,
         candidate_value,
+        candidates_rechecked: rechecked,
         profiles_polished: p.profiles,
         polish: if p.optimal { "optimal" } else { "unpolished" },
     });
@@ -407,7 +413,8 @@ mod tests {
             },
             5,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         // Overstate by a pseudo-random amount in [0, 0.3].
         let mut s = 7u64;
         let loose: Vec<f64> = exact
@@ -431,6 +438,8 @@ mod tests {
             5,
         )
         .unwrap();
+        assert!(got.1 >= 5);
+        let got = got.0;
         assert_eq!(got, want);
         assert_eq!(want.len(), 5);
         assert!(want.windows(2).all(|w| w[0].value >= w[1].value));
