@@ -106,12 +106,7 @@ fn print_solution(game: &Game, s: &Solution) {
         ),
         (_, Some(x)) => format!(
             "{} candidates on {}, {} levels from grid {}, {} re-checked in f64, polish {}",
-            s.candidates_evaluated,
-            x.device,
-            x.levels,
-            x.grid,
-            x.candidates_rechecked,
-            x.polish
+            s.candidates_evaluated, x.device, x.levels, x.grid, x.candidates_rechecked, x.polish
         ),
         _ => String::new(),
     };

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 /// can solve, and it keeps a hostile file from allocating without bound.
 pub const MAX_ENTRIES: usize = 1 << 24;
 
+/// Largest payoff magnitude: sums and differences of payoffs (expected
+/// utilities, LP rows) must stay far from f64's overflow at 1.8e308.
+pub const MAX_PAYOFF: f64 = 1e100;
+
 /// How far the type probabilities may sum from 1 (JSON decimals such as
 /// 0.1 + 0.2 + 0.7 are not exactly 1 in binary).
 pub const PROB_TOLERANCE: f64 = 1e-9;
@@ -248,6 +252,12 @@ fn matrix(path: &str, rows: &[Vec<f64>], m: usize, n: usize) -> Result<Vec<f64>>
                     format!("{v} is not a finite number"),
                 ));
             }
+            if v.abs() > MAX_PAYOFF {
+                return Err(field(
+                    &format!("{path}[{i}][{j}]"),
+                    format!("{v:e} is beyond ±{MAX_PAYOFF:e}, the largest payoff magnitude"),
+                ));
+            }
         }
         out.extend_from_slice(row);
     }
@@ -357,6 +367,12 @@ pub(crate) mod tests {
         assert_eq!(
             err(ab, ab, vec![rows]),
             "types[0].leader_payoff: expected 2 rows, found 3 (one per leader action)"
+        );
+        let mut huge = spec("t", 1.0);
+        huge.follower_payoff[0][1] = -2e100;
+        assert_eq!(
+            err(ab, ab, vec![huge]),
+            "types[0].follower_payoff[0][1]: -2e100 is beyond ±1e100, the largest payoff magnitude"
         );
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let mut t = spec("t", 1.0);
