@@ -108,6 +108,15 @@ pub enum Error {
     #[error("benchmark: {0}")]
     Measure(String),
 
+    /// The linear-programming solver failed on a problem built from valid
+    /// input (numerical trouble, e.g. payoffs spanning many orders of
+    /// magnitude); `what` says which program.
+    #[error("linear program ({what}): {source}")]
+    Lp {
+        what: String,
+        source: microlp::Error,
+    },
+
     /// A broken invariant: trustmesh itself is wrong, not the input or the
     /// parameters.
     #[error("internal error (a bug in trustmesh, please report it): {what}")]
@@ -567,6 +576,17 @@ pub mod params {
     pub const UNSCORED: &str = "unscored";
     /// The vector of a long scores file (per topic, layer or set) to read.
     pub const VECTOR: &str = "vector";
+    /// The Stackelberg method (`exact`, `search`).
+    pub const METHOD: &str = "method";
+    /// `SearchConfig::grid`: divisions of the search's first grid.
+    pub const GRID: &str = "grid";
+    /// The compute device of a search.
+    pub const DEVICE: &str = "device";
+    /// `SearchConfig::epsilon`: the relative tie tolerance.
+    pub const SEARCH_EPSILON: &str = "search.epsilon";
+    /// `SearchConfig::centers`, `SearchConfig::polish`: how many candidates
+    /// the search refines around and polishes.
+    pub const SEARCH_WIDTH: &str = "search.centers";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -602,6 +622,11 @@ pub mod params {
         BUDGET,
         UNSCORED,
         VECTOR,
+        METHOD,
+        GRID,
+        DEVICE,
+        SEARCH_EPSILON,
+        SEARCH_WIDTH,
     ];
 }
 

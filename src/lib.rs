@@ -3,8 +3,9 @@
 //! Data flows one way through the stage modules:
 //! `ingest` (Parquet logs → validated contributions) → `graph` (dense ids,
 //! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
-//! as a second back end of the same trait → output; `mechanism` turns score
-//! vectors into incentives (trust-tiered contracts).
+//! as a second back end of the same trait → output. `mechanism` turns score
+//! vectors and payoffs into incentives (trust-tiered contracts, Stackelberg
+//! games), on the CPU or the same GPU context.
 
 pub mod bench;
 pub mod error;

@@ -1,4 +1,5 @@
-//! `trustmesh bench`: ms per iteration per device and block width K.
+//! `trustmesh bench`: ms per iteration per device and block width K, or
+//! (`--best-response`) Stackelberg best-response evaluations per second.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -11,6 +12,7 @@ use trustmesh::bench::{
     self, BenchGraph, DEFAULT_ITERS, DEFAULT_K, DEFAULT_MECHANISM_AGENTS, DEFAULT_SEED,
     DEFAULT_SYNTHETIC, MECHANISM_REPS,
 };
+use trustmesh::mechanism::stackelberg::bench as stackelberg_bench;
 
 use super::device::{self, concrete_device, AdapterArg, Device};
 use super::output::write_json;
@@ -59,11 +61,94 @@ pub struct BenchArgs {
     profile_kernels: bool,
     /// Time `trustmesh mechanism` (trust-tiered contracts, CPU) on seeded
     /// synthetic markets instead of the power iteration.
-    #[arg(long, conflicts_with_all = ["graph", "save_matrix", "profile_kernels"])]
+    #[arg(long, conflicts_with_all = ["graph", "save_matrix", "profile_kernels", "best_response"])]
     mechanism: bool,
     /// Agents of each --mechanism case, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_MECHANISM_ARG.as_str(), requires = "mechanism")]
     mechanism_agents: Vec<usize>,
+    /// Instead, time Stackelberg best-response evaluations per second on a
+    /// seeded random game of M leader actions, N follower actions and TYPES
+    /// types (docs/mechanism.md).
+    #[arg(
+        long,
+        value_name = "M,N,TYPES",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_SHAPE_ARG.as_str()
+    )]
+    best_response: Option<Shape>,
+}
+
+/// `--best-response`'s value when given without one.
+static DEFAULT_SHAPE_ARG: LazyLock<String> = LazyLock::new(|| {
+    let (m, n, t) = stackelberg_bench::DEFAULT_SHAPE;
+    format!("{m},{n},{t}")
+});
+
+/// `M,N,TYPES` of `--best-response`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape(usize, usize, usize);
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Vec<usize> = s
+            .split(',')
+            .map(|p| p.trim().parse().ok().filter(|&x| x > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{s}`: expected M,N,TYPES, three positive counts"))?;
+        match v[..] {
+            [m, n, t] => Ok(Shape(m, n, t)),
+            _ => Err(format!("`{s}`: expected M,N,TYPES, three positive counts")),
+        }
+    }
+}
+
+/// Seconds each device is timed for `--best-response`.
+const BEST_RESPONSE_SECONDS: f64 = 2.0;
+
+/// `bench --best-response`: evaluations per second per device.
+fn best_response(a: &BenchArgs, Shape(m, n, t): Shape) -> Result<()> {
+    use trustmesh::mechanism::stackelberg::Device as SearchDevice;
+    let game = stackelberg_bench::random_game(m, n, t, a.seed)?;
+    println!(
+        "game: random, {m} leader actions, {n} follower actions, {t} types, seed {}",
+        a.seed
+    );
+    println!(
+        "evaluation: one (candidate strategy, type) best response over the {n} follower actions"
+    );
+    let mut rates = Vec::new();
+    for &dev in &a.devices {
+        let d = match dev {
+            Device::Cpu | Device::Auto => SearchDevice::Cpu,
+            Device::Gpu => match trustmesh::gpu::GpuContext::new(a.adapter.adapter.as_deref()) {
+                Ok(ctx) => SearchDevice::Gpu(std::sync::Arc::new(ctx)),
+                Err(e) => {
+                    eprintln!("trustmesh: skipping gpu: {e}");
+                    continue;
+                }
+            },
+        };
+        rates.push(stackelberg_bench::evaluation_rate(
+            &game,
+            &d,
+            BEST_RESPONSE_SECONDS,
+        )?);
+    }
+    println!(
+        "{:<48} {:>12} {:>14} {:>8} {:>14}",
+        "device", "candidates", "evaluations", "s", "evaluations/s"
+    );
+    for r in &rates {
+        println!(
+            "{:<48} {:>12} {:>14} {:>8.2} {:>14.3e}",
+            r.device, r.candidates, r.evaluations, r.seconds, r.evaluations_per_second
+        );
+    }
+    if let Some(path) = &a.json {
+        write_json(path, &rates)?;
+    }
+    Ok(())
 }
 
 /// `--k`'s default written as the user writes the flag, comma-separated
@@ -126,6 +211,9 @@ fn parse_pair(s: &str) -> std::result::Result<(u32, usize), String> {
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.mechanism {
         return run_mechanism(&a);
+    }
+    if let Some(shape) = a.best_response {
+        return best_response(&a, shape);
     }
     let graph = match a.graph {
         Some(p) => BenchGraph::Log(p),
@@ -351,6 +439,23 @@ mod tests {
             "needs --mechanism"
         );
         assert!(args(&["--mechanism", "--graph", "g"]).is_err());
+        assert_eq!(a.best_response, None);
+    }
+
+    #[test]
+    fn best_response_takes_an_optional_shape() {
+        let (m, n, t) = stackelberg_bench::DEFAULT_SHAPE;
+        assert_eq!(
+            args(&["--best-response"]).unwrap().best_response,
+            Some(Shape(m, n, t))
+        );
+        assert_eq!(
+            args(&["--best-response", "2,3,4"]).unwrap().best_response,
+            Some(Shape(2, 3, 4))
+        );
+        for bad in ["2,3", "2,3,0", "a,b,c", "1,2,3,4"] {
+            assert!(args(&["--best-response", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Device selection: `--device` (one device, or a list for `bench`) and
 //! `--adapter`, and the one function that turns a choice into a back end.
 
+use std::sync::Arc;
+
 use clap::{Args, ValueEnum};
 
-use trustmesh::gpu::GpuBackend;
+use trustmesh::gpu::{GpuBackend, GpuContext};
 use trustmesh::trust::{CpuBackend, TrustBackend};
 
 /// A compute device as the user names it: `cpu` is the f64 reference path,
@@ -57,29 +59,41 @@ pub fn concrete_device(s: &str) -> Result<Device, String> {
     }
 }
 
-/// The one place a device choice becomes a back end. `gpu` must get a GPU
-/// (any adapter, software ones included); `auto` takes a hardware GPU when
-/// there is one and otherwise says in one line why it uses the CPU. A software
-/// adapter (lavapipe, WARP) counts as no GPU for `auto`: the CPU path is
-/// faster than an emulated GPU and is the exact f64 reference.
+/// The one place a device choice becomes a back end (see [`gpu_context`]).
 pub fn backend(device: Device, adapter: Option<&str>) -> trustmesh::Result<Box<dyn TrustBackend>> {
+    Ok(match gpu_context(device, adapter)? {
+        Some(ctx) => Box::new(GpuBackend::from_context(ctx)?),
+        None => Box::new(CpuBackend),
+    })
+}
+
+/// The one place a device choice becomes an opened GPU, or None for the
+/// CPU. `gpu` must get a GPU (any adapter, software ones included); `auto`
+/// takes a hardware GPU when there is one and otherwise says in one line why
+/// it uses the CPU. A software adapter (lavapipe, WARP) counts as no GPU for
+/// `auto`: the CPU path is faster than an emulated GPU and is the exact f64
+/// reference.
+pub fn gpu_context(
+    device: Device,
+    adapter: Option<&str>,
+) -> trustmesh::Result<Option<Arc<GpuContext>>> {
     match device {
-        Device::Cpu => Ok(Box::new(CpuBackend)),
-        Device::Gpu => Ok(Box::new(GpuBackend::new(adapter)?)),
-        Device::Auto => match GpuBackend::new(adapter) {
-            Ok(gpu) if gpu.context().adapter_info().device_type != wgpu::DeviceType::Cpu => {
-                Ok(Box::new(gpu))
+        Device::Cpu => Ok(None),
+        Device::Gpu => Ok(Some(Arc::new(GpuContext::new(adapter)?))),
+        Device::Auto => match GpuContext::new(adapter) {
+            Ok(ctx) if ctx.adapter_info().device_type != wgpu::DeviceType::Cpu => {
+                Ok(Some(Arc::new(ctx)))
             }
-            Ok(gpu) => {
+            Ok(ctx) => {
                 eprintln!(
                     "trustmesh: only a software GPU adapter ({}) found; using the CPU (--device gpu forces it)",
-                    gpu.context().adapter_info().name
+                    ctx.adapter_info().name
                 );
-                Ok(Box::new(CpuBackend))
+                Ok(None)
             }
             Err(e) => {
                 eprintln!("trustmesh: no usable GPU ({e}); using the CPU");
-                Ok(Box::new(CpuBackend))
+                Ok(None)
             }
         },
     }

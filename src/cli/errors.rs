@@ -37,6 +37,9 @@ const FLAGS: &[(&str, &str)] = &[
     (params::BUDGET, "--budget"),
     (params::UNSCORED, "--unscored"),
     (params::VECTOR, "--vector"),
+    (params::METHOD, "--method"),
+    (params::GRID, "--grid"),
+    (params::DEVICE, "--device"),
 ];
 
 /// The flag that sets library parameter `param`.
@@ -68,7 +71,13 @@ mod tests {
     use trustmesh::Error;
 
     /// Library parameters the CLI sets from no flag (it derives them).
-    const NO_FLAG: &[&str] = &[params::GATES, params::COLUMNS, params::BATCHES];
+    const NO_FLAG: &[&str] = &[
+        params::GATES,
+        params::COLUMNS,
+        params::BATCHES,
+        params::SEARCH_EPSILON,
+        params::SEARCH_WIDTH,
+    ];
 
     #[test]
     fn every_parameter_has_a_flag_or_is_derived() {

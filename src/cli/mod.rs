@@ -21,6 +21,7 @@ mod output;
 mod score;
 mod sign_log;
 mod snapshot;
+mod stackelberg;
 
 use clap::{Parser, Subcommand};
 
@@ -49,7 +50,8 @@ pub enum Command {
     /// List GPU adapters (Vulkan, Metal, DX12) with their limits and features.
     Devices(devices::DevicesArgs),
     /// Time the power iteration per device and block width (or, with
-    /// --mechanism, `mechanism` solves).
+    /// --mechanism, `mechanism` solves; with --best-response, Stackelberg
+    /// best responses per second).
     Bench(bench::BenchArgs),
     /// Keys and the BAID identity registry (append-only, hash-chained).
     Id(id::IdArgs),
@@ -60,6 +62,8 @@ pub enum Command {
     /// Trust-tiered contracts: one reward per trust tier, the best schedule
     /// within a budget.
     Mechanism(mechanism::MechanismArgs),
+    /// Solve a Bayesian Stackelberg game (JSON): exact, search or both.
+    Stackelberg(stackelberg::StackelbergArgs),
 }
 
 impl Command {
@@ -74,6 +78,7 @@ impl Command {
             Command::Snapshot(a) => snapshot::run(a),
             Command::SignLog(a) => sign_log::run(a),
             Command::Mechanism(a) => mechanism::run(a),
+            Command::Stackelberg(a) => stackelberg::run(a),
         }
     }
 }

@@ -352,6 +352,47 @@ impl GpuContext {
     }
 }
 
+/// How a kernel module declares a binding (slot tables are (binding, kind)
+/// lists, one per module, checked against the WGSL by each family's tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// An explicit bind group layout from a slot table. Explicit rather than
+/// derived from the shader: a derived layout holds only what an entry point
+/// uses, so one bind group could not serve two entry points, and an
+/// override that removes a use would change the layout.
+pub(crate) fn bind_group_layout(
+    device: &wgpu::Device,
+    label: &str,
+    slots: &[(u32, Slot)],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+        .iter()
+        .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match slot {
+                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
 /// The text of a shader module: the family's `prelude` (which defines the
 /// value type `V` the shared helpers work on), the shared compensated-sum
 /// helpers, then the family's own files in order.

@@ -5,15 +5,18 @@
 //! - `adapters`: finding and describing adapters (`trustmesh devices`);
 //! - `error`: [`DeviceError`], what callers branch on when a GPU fails;
 //! - `trust/`: the trust iteration ([`GpuBackend`]), shaders in
-//!   `shaders/trust/`.
+//!   `shaders/trust/`;
+//! - `mechanism/`: Stackelberg best responses for the mechanism search
+//!   ([`mechanism::GpuGame`]), shaders in `shaders/mechanism/`.
 //!
-//! A new family (e.g. the mechanism search) adds `gpu/<family>/` and
-//! `shaders/<family>/` and implements `context::KernelFamily`; nothing here
-//! or in `trust/` changes. docs/architecture.md and docs/gpu.md say more.
+//! A new family adds `gpu/<family>/` and `shaders/<family>/` and implements
+//! `context::KernelFamily`; nothing here or in the other families changes.
+//! docs/architecture.md, docs/gpu.md and docs/mechanism.md say more.
 
 pub mod adapters;
 pub mod context;
 pub mod error;
+pub mod mechanism;
 pub mod trust;
 
 pub use adapters::{list_adapters, AdapterSummary};

@@ -19,7 +19,7 @@ use crate::conformance::{Budget, Subject, SPLIT_BINDING};
 
 /// One device for the whole test binary: opening lavapipe and compiling the
 /// pipelines is the slow part.
-fn context() -> Option<Arc<GpuContext>> {
+pub fn context() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
     let r = CTX.get_or_init(|| {
         if list_adapters().is_empty() {

@@ -11,5 +11,6 @@ mod gpu;
 mod identity;
 mod reference;
 mod snapshot;
+mod stackelberg;
 mod topics;
 mod util;

@@ -67,13 +67,7 @@ const _: () = assert!(std::mem::size_of::<ParamsU>() == 64);
 const _: () = assert!(std::mem::size_of::<ChunkU>() == 32);
 const _: () = assert!(std::mem::size_of::<ColStateU>() == 16);
 
-/// How a kernel module's bindings are declared: (binding, kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Uniform,
-    Read,
-    ReadWrite,
-}
+pub(crate) use crate::gpu::context::{bind_group_layout, Slot};
 
 /// Bindings of shaders/trust/spmv.wgsl (both entry points share them).
 pub(crate) const SPMV_SLOTS: [(u32, Slot); 12] = [
@@ -104,38 +98,6 @@ pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
     (8, Slot::ReadWrite), // parts
     (9, Slot::ReadWrite), // cols
 ];
-
-/// An explicit bind group layout from a slot table. Explicit rather than
-/// derived from the shader: a derived layout holds only what an entry point
-/// uses, so one bind group could not serve two entry points, and an
-/// override that removes a use would change the layout.
-pub(crate) fn bind_group_layout(
-    device: &wgpu::Device,
-    label: &str,
-    slots: &[(u32, Slot)],
-) -> wgpu::BindGroupLayout {
-    let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
-        .iter()
-        .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: match slot {
-                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
-                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                    Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
-                },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        })
-        .collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &entries,
-    })
-}
 
 #[cfg(test)]
 mod tests {
