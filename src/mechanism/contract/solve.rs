@@ -14,9 +14,9 @@ use super::knapsack::{self, Item};
 use super::model::{reward_grid, Member};
 use super::params::{ContractParams, Unscored};
 use super::scores::ScoreVector;
-use super::table::bad;
 use super::tiers::{self, Tiering};
 use super::warm::{self, TierTable};
+use crate::ingest::tables::bad;
 
 /// The agents and the parameters, checked once; solved against any number of
 /// score vectors ([`Problem::solve`], and [`Problem::resolve`] to reuse a
