@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
+use crate::error::{Error, Message, Result, ResultExt};
 use crate::graph::ids::NameMap;
-
-use crate::error::{Error, Result, ResultExt};
-
-use super::table::{self, bad, Kind};
+use crate::ingest::tables::{self, bad, Kind};
 
 /// The agents table, validated; agent `i` is row `i + 1` of its file.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,23 +31,10 @@ impl Agents {
         if names.is_empty() {
             return Err(Error::invalid("no agents: the table has no rows"));
         }
-        let mut first: NameMap<&str, usize> = NameMap::default();
-        for (i, name) in names.iter().enumerate() {
-            if name.is_empty() {
-                return Err(bad("agent", i, "empty `agent`"));
-            }
-            if let Some(j) = first.insert(name, i) {
-                return Err(bad(
-                    "agent",
-                    i,
-                    format!(
-                        "agent `{name}` is listed twice (rows {} and {})",
-                        j + 1,
-                        i + 1
-                    ),
-                ));
-            }
-        }
+        let rows: Vec<u64> = (1..=names.len() as u64).collect();
+        unique_names(&names, &rows, |name, a, b| {
+            format!("agent `{name}` is listed twice (rows {a} and {b})")
+        })?;
         for (i, &c) in cost.iter().enumerate() {
             if !(c.is_finite() && c > 0.0) {
                 return Err(bad(
@@ -104,8 +89,29 @@ impl Agents {
     }
 }
 
+/// Checks the `agent` column `names`, name `i` being at row `rows[i]` of
+/// its file: an empty name is an error at its row, and so is a name seen
+/// before, in the words of `twice(name, first row, this row)`.
+pub(super) fn unique_names(
+    names: &[String],
+    rows: &[u64],
+    twice: impl Fn(&str, u64, u64) -> String,
+) -> Result<()> {
+    let at = |i: usize, m: Message| Error::invalid(m).with_row(rows[i], "agent");
+    let mut first: NameMap<&str, usize> = NameMap::default();
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(at(i, "empty `agent`".into()));
+        }
+        if let Some(j) = first.insert(name, i) {
+            return Err(at(i, twice(name, rows[j], rows[i]).into()));
+        }
+    }
+    Ok(())
+}
+
 fn read(path: &Path) -> Result<Agents> {
-    let mut cols = table::read(
+    let mut cols = tables::read_parquet(
         path,
         &[
             ("agent", Kind::Text),
@@ -119,9 +125,9 @@ fn read(path: &Path) -> Result<Agents> {
         cols.next()
             .ok_or_else(|| Error::internal(format!("column `{name}` was not read")))
     };
-    let names = table::texts("agent", next("agent")?)?;
-    let cost = table::numbers("cost", next("cost")?)?;
-    let capability = table::numbers("capability", next("capability")?)?;
+    let names = tables::texts("agent", next("agent")?)?;
+    let cost = tables::numbers("cost", next("cost")?)?;
+    let capability = tables::numbers("capability", next("capability")?)?;
     Agents::new(names, cost, capability)
 }
 

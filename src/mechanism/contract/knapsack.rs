@@ -87,6 +87,45 @@ pub fn totals(groups: &[Vec<Item>], picks: &[usize]) -> (f64, f64) {
 /// result is never worse than a hint that fits. Among choices of equal value
 /// the lightest is returned.
 pub fn solve(groups: &[Vec<Item>], capacity: f64, hints: &[Vec<usize>]) -> Result<Solved> {
+    solve_within(groups, capacity, hints, Limits::DEFAULT)
+}
+
+/// The search's caps: [`MAX_STATES`] and [`MAX_CANDIDATES`], smaller in
+/// the tests.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    states: usize,
+    candidates: u64,
+}
+
+impl Limits {
+    const DEFAULT: Limits = Limits {
+        states: MAX_STATES,
+        candidates: MAX_CANDIDATES,
+    };
+}
+
+/// The error of a search past its caps, after `done` of `groups` groups.
+fn too_large(limits: Limits, done: usize, groups: usize) -> Error {
+    Error::param(
+        params::REWARD_STEPS,
+        Message::new()
+            .text(format!(
+                "the budgeted search grew beyond {} (payment, utility) pairs or {} candidates \
+                 after {done} of {groups} tiers (it grows with the tiers and the reward steps); \
+                 use fewer ",
+                limits.states, limits.candidates
+            ))
+            .param(params::REWARD_STEPS),
+    )
+}
+
+fn solve_within(
+    groups: &[Vec<Item>],
+    capacity: f64,
+    hints: &[Vec<usize>],
+    limits: Limits,
+) -> Result<Solved> {
     check(groups, capacity, hints)?;
     let none = Solved {
         choice: None,
@@ -136,23 +175,12 @@ pub fn solve(groups: &[Vec<Item>], capacity: f64, hints: &[Vec<usize>]) -> Resul
     for (g, items) in reduced.iter().enumerate() {
         let prev: &[State] = layers.last().map_or(&start[..], Vec::as_slice);
         let keep = |w: f64, v: f64| w <= capacity && v + bounds.upper(g + 1, capacity - w) >= floor;
-        let next = merge(prev, items, capacity, keep, &mut examined);
+        // Within this group's merge, at most the pairs left of the cap.
+        let room = limits.states - states;
+        let Some(next) = merge(prev, items, capacity, keep, &mut examined, room, limits) else {
+            return Err(too_large(limits, g + 1, groups.len()));
+        };
         states += next.len();
-        if states > MAX_STATES || examined > MAX_CANDIDATES {
-            return Err(Error::param(
-                params::REWARD_STEPS,
-                Message::new()
-                    .text(format!(
-                        "the budgeted search grew beyond {MAX_STATES} (payment, utility) pairs or \
-                     {MAX_CANDIDATES} candidates after {} of {} tiers; use fewer ",
-                        g + 1,
-                        groups.len()
-                    ))
-                    .param(params::TIERS)
-                    .text(" or ")
-                    .param(params::REWARD_STEPS),
-            ));
-        }
         if next.is_empty() {
             break;
         }
@@ -317,21 +345,27 @@ impl Ord for Candidate {
 /// weight; a candidate is kept when it beats the last kept pair's value (and
 /// replaces that pair when it weighs the same). `keep` drops candidates that
 /// overflow the capacity or cannot reach the known value; `examined` counts
-/// the candidates looked at.
+/// the candidates looked at. `None` as soon as the frontier holds more than
+/// `room` pairs or `examined` passes `limits.candidates`, so a layer never
+/// grows far past the cap.
 fn merge(
     prev: &[State],
     items: &[Reduced],
     capacity: f64,
     keep: impl Fn(f64, f64) -> bool,
     examined: &mut u64,
-) -> Vec<State> {
+    room: usize,
+    limits: Limits,
+) -> Option<Vec<State>> {
     let count = std::cell::Cell::new(*examined);
+    let over = std::cell::Cell::new(false);
     // The first candidate at or after `j` of item `s` that `keep` accepts;
     // once one is over capacity, so are the rest of the list.
     let next = |s: usize, mut j: usize| -> Option<Candidate> {
         while j < prev.len() {
             count.set(count.get() + 1);
-            if count.get() > MAX_CANDIDATES {
+            if count.get() > limits.candidates {
+                over.set(true);
                 return None;
             }
             let (w, v) = (prev[j].w + items[s].w, prev[j].v + items[s].v);
@@ -353,6 +387,9 @@ fn merge(
     let mut heap: BinaryHeap<Candidate> = (0..items.len()).filter_map(|s| next(s, 0)).collect();
     let mut out: Vec<State> = Vec::new();
     while let Some(c) = heap.pop() {
+        if over.get() {
+            return None;
+        }
         if let Some(n) = next(c.s as usize, c.j as usize + 1) {
             heap.push(n);
         }
@@ -365,19 +402,24 @@ fn merge(
         match out.last_mut() {
             Some(last) if c.v <= last.v => {}
             Some(last) if c.w == last.w => *last = state,
-            _ => out.push(state),
+            _ => {
+                if out.len() == room {
+                    return None;
+                }
+                out.push(state);
+            }
         }
     }
     *examined = count.get();
-    out
+    (!over.get()).then_some(out)
 }
 
 /// Upper bounds on what groups k.. can add within a capacity.
 struct Bounds {
     /// Per suffix k: the remaining groups' lightest items' totals, and the LP
     /// curve beyond them (cumulative weight and value of the hull increments
-    /// by decreasing slope, from 0). `None` for all k when too large: then
-    /// `best` bounds alone.
+    /// by decreasing slope, from 0). `None` for all k when too large or when
+    /// a slope or sum is not finite: then `best` bounds alone.
     lp: Option<Vec<Curve>>,
     /// Per suffix k: Σ of the remaining groups' best values.
     best: Vec<f64>,
@@ -411,14 +453,24 @@ impl Increment {
 }
 
 /// The upper concave hull of a group's reduced items from its lightest, as
-/// increments (weight and value both rising, slopes falling).
+/// increments (weight and value both rising, slopes falling). The turn test
+/// runs on the coordinates divided by the group's largest weight and value
+/// (a positive scale per axis keeps every turn's sign), so its products lie
+/// in [-4, 4] and neither overflow (weights and values near 1e200 would give
+/// inf − inf = NaN and keep points below the hull) nor underflow (near
+/// 1e-200 they would give 0 and drop points on it).
 fn hull(group: usize, items: &[Reduced]) -> Vec<Increment> {
+    let norm = |m: f64| if m > 0.0 { m } else { 1.0 };
+    let sw = norm(items.iter().map(|i| i.w).fold(0.0, f64::max));
+    let sv = norm(items.iter().map(|i| i.v.abs()).fold(0.0, f64::max));
+    let at = |p: usize| (items[p].w / sw, items[p].v / sv);
     let mut h: Vec<usize> = Vec::new();
-    for (p, it) in items.iter().enumerate() {
+    for p in 0..items.len() {
+        let it = at(p);
         while h.len() >= 2 {
-            let (a, b) = (items[h[h.len() - 2]], items[h[h.len() - 1]]);
+            let (a, b) = (at(h[h.len() - 2]), at(h[h.len() - 1]));
             // b is not above the chord a → it: drop it.
-            let cross = (b.w - a.w) * (it.v - a.v) - (b.v - a.v) * (it.w - a.w);
+            let cross = (b.0 - a.0) * (it.1 - a.1) - (b.1 - a.1) * (it.0 - a.0);
             if cross >= 0.0 {
                 h.pop();
             } else {
@@ -476,7 +528,13 @@ impl Bounds {
             tail += h.len();
             entries = entries.saturating_add(tail);
         }
-        let lp = (entries <= MAX_BOUND_ENTRIES).then(|| {
+        // The LP sorts increments by slope: a slope that is not a finite
+        // number (a value step over a weight step that overflows) could sort
+        // wrongly and bound too low, so then the coarse bound is used.
+        let finite = all
+            .iter()
+            .all(|i| i.dw.is_finite() && i.dv.is_finite() && (i.dv / i.dw).is_finite());
+        let lp = (finite && entries <= MAX_BOUND_ENTRIES).then(|| {
             let mut curves: Vec<Curve> = Vec::with_capacity(n + 1);
             let mut suffix: Vec<Increment> = Vec::new();
             let (mut base_w, mut base_v) = (0.0, 0.0);
@@ -500,6 +558,19 @@ impl Bounds {
             }
             curves.reverse();
             curves
+        });
+        // Sums past f64 (values near its limit): the coarse bound as well.
+        let lp = lp.filter(|curves| {
+            curves.iter().all(|c| {
+                [
+                    c.base_w,
+                    c.base_v,
+                    c.cum_w[c.cum_w.len() - 1],
+                    c.cum_v[c.cum_v.len() - 1],
+                ]
+                .iter()
+                .all(|x| x.is_finite())
+            })
         });
         Bounds { lp, best, all }
     }
@@ -660,52 +731,224 @@ mod tests {
         }
     }
 
+    /// Groups whose frontier grows with every group: weights 0..n, values
+    /// rising and strictly concave, so most sums are Pareto pairs.
+    fn growing(groups: usize, n: usize) -> Vec<Vec<Item>> {
+        (0..groups)
+            .map(|g| {
+                (0..n)
+                    .map(|i| Item {
+                        weight: (i * (g + 1)) as f64 + 0.1 * g as f64,
+                        value: ((i + 1) as f64).ln() * (g + 2) as f64,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_search_past_its_caps_is_a_parameter_error() {
+        let g = growing(4, 8);
+        let cap = 40.0;
+        let full = solve(&g, cap, &[]).unwrap();
+        assert!(full.states > 8, "{}", full.states);
+        let at = |states: usize, candidates: u64| {
+            solve_within(&g, cap, &[], Limits { states, candidates })
+        };
+        // Exactly enough pairs is fine; one fewer stops within a layer.
+        assert_eq!(at(full.states, u64::MAX).unwrap(), full);
+        for (states, candidates) in [(full.states - 1, u64::MAX), (5, u64::MAX), (1 << 20, 30)] {
+            let e = at(states, candidates).unwrap_err();
+            assert_eq!(e.as_param().map(|p| p.name), Some(params::REWARD_STEPS));
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "grew beyond {states} (payment, utility) pairs or {candidates} candidates"
+                )) && text.ends_with("use fewer reward_steps"),
+                "{text}"
+            );
+            assert!(!text.contains("tiers_"), "{text}");
+        }
+        // The layer stops as soon as it passes the cap: a merge with room for
+        // 3 pairs returns without building the rest of the layer.
+        let prev: Vec<State> = (0..50)
+            .map(|i| State {
+                w: i as f64,
+                v: i as f64,
+                parent: 0,
+                pick: 0,
+            })
+            .collect();
+        let items: Vec<Reduced> = reduce(&g[0]);
+        let mut examined = 0;
+        let limits = Limits::DEFAULT;
+        assert!(merge(
+            &prev,
+            &items,
+            f64::INFINITY,
+            |_, _| true,
+            &mut examined,
+            3,
+            limits
+        )
+        .is_none());
+        let mut all = 0;
+        let n = merge(
+            &prev,
+            &items,
+            f64::INFINITY,
+            |_, _| true,
+            &mut all,
+            usize::MAX,
+            limits,
+        )
+        .unwrap()
+        .len();
+        assert!(n > 3 && examined == 0 && all >= n as u64, "{n} {all}");
+    }
+
+    /// Weights and values near 1e200 (products overflow) and 1e-200
+    /// (products underflow), and slopes that overflow: the search still
+    /// finds the brute-force optimum to the bit.
+    #[test]
+    fn huge_and_tiny_values_match_brute_force() {
+        let base: Vec<Vec<Item>> = (0..4)
+            .map(|t| {
+                (0..7)
+                    .map(|s| Item {
+                        weight: (s * (t + 1)) as f64 * 0.7 + (s * s) as f64 * 0.05,
+                        value: (s as f64 * 3.1).sqrt() * (t + 2) as f64 - 0.3 * s as f64,
+                    })
+                    .collect()
+            })
+            .collect();
+        for (ws, vs) in [
+            (1e200, 1e200),
+            (1e-200, 1e-200),
+            (1e-200, 1e200),
+            (1e150, 1e-150),
+            (1.0, 1e300),
+        ] {
+            let g: Vec<Vec<Item>> = base
+                .iter()
+                .map(|x| {
+                    x.iter()
+                        .map(|i| Item {
+                            weight: i.weight * ws,
+                            value: i.value * vs,
+                        })
+                        .collect()
+                })
+                .collect();
+            for cap in [0.0, 2.0, 5.0, 11.0, 20.0, 35.0, 60.0] {
+                let cap = cap * ws;
+                let exact = brute_force(&g, cap).unwrap();
+                let c = solve(&g, cap, &[]).unwrap().choice.unwrap();
+                assert_eq!(
+                    c.value.to_bits(),
+                    exact.1.to_bits(),
+                    "scale ({ws}, {vs}), capacity {cap}: {} vs {}",
+                    c.value,
+                    exact.1
+                );
+            }
+        }
+    }
+
     fn group() -> impl Strategy<Value = Vec<Item>> {
+        group_of(1..7)
+    }
+
+    fn group_of(items: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Item>> {
         proptest::collection::vec(
             (0u32..40, -20i32..60).prop_map(|(w, v)| Item {
                 // Coarse values make ties and equal sums common.
                 weight: w as f64 * 0.25,
                 value: v as f64 * 0.5,
             }),
-            1..7,
+            items,
         )
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Weight and value scales: 1, and ones where the hull's products
+    /// overflow or underflow and slopes overflow.
+    fn scales() -> impl Strategy<Value = (f64, f64)> {
+        prop_oneof![
+            4 => Just((1.0, 1.0)),
+            1 => Just((1e200, 1e200)),
+            1 => Just((1e-200, 1e-200)),
+            1 => Just((1e-200, 1e200)),
+        ]
+    }
 
-        /// The search finds the brute-force optimum to the bit, its choice
-        /// sums to what it reports, fits, and is never worse than a hint.
+    /// The search finds the brute-force optimum to the bit, its choice sums
+    /// to what it reports, fits, and is never worse than a hint; on the
+    /// groups made real-valued (`real`) and scaled by `(ws, vs)` too.
+    fn agrees_with_brute_force(
+        groups: Vec<Vec<Item>>,
+        cap: f64,
+        real: bool,
+        (ws, vs): (f64, f64),
+    ) -> std::result::Result<(), TestCaseError> {
+        let groups: Vec<Vec<Item>> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, items)| {
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| {
+                        let (wf, vf) = if real {
+                            (
+                                (1.0 + 0.013 * (g + i) as f64).sqrt(),
+                                (1.0 + 0.017 * (g * 7 + i) as f64).ln_1p(),
+                            )
+                        } else {
+                            (1.0, 1.0)
+                        };
+                        Item {
+                            weight: it.weight * wf * ws,
+                            value: it.value * vf * vs,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let cap = cap * ws;
+        let hint: Vec<usize> = groups.iter().map(|g| g.len() - 1).collect();
+        let s = solve(&groups, cap, std::slice::from_ref(&hint));
+        prop_assert!(s.is_ok(), "{s:?}");
+        let want = brute_force(&groups, cap);
+        match (s.unwrap().choice, want) {
+            (None, None) => {}
+            (Some(c), Some((_, v))) => {
+                prop_assert_eq!(c.value.to_bits(), v.to_bits(), "{} vs {}", c.value, v);
+                let (w, v2) = totals(&groups, &c.picks);
+                prop_assert!(w <= cap);
+                prop_assert_eq!(
+                    (w.to_bits(), v2.to_bits()),
+                    (c.weight.to_bits(), c.value.to_bits())
+                );
+                let (hw, hv) = totals(&groups, &hint);
+                prop_assert!(hw > cap || hv <= c.value);
+            }
+            (got, want) => prop_assert!(false, "{got:?} vs {want:?}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// Up to 4 groups of up to 6 items.
         #[test]
         fn equals_brute_force(
             groups in proptest::collection::vec(group(), 1..5),
             cap in 0.0f64..40.0,
             real in proptest::bool::ANY,
+            scale in scales(),
         ) {
-            // Real-valued weights and values as well as coarse ones.
-            let groups: Vec<Vec<Item>> = if real {
-                groups.iter().enumerate().map(|(g, items)| items.iter().enumerate().map(|(i, it)| Item {
-                    weight: it.weight * (1.0 + 0.013 * (g + i) as f64).sqrt(),
-                    value: it.value * (1.0 + 0.017 * (g * 7 + i) as f64).ln_1p(),
-                }).collect()).collect()
-            } else {
-                groups
-            };
-            let hint: Vec<usize> = groups.iter().map(|g| g.len() - 1).collect();
-            let s = solve(&groups, cap, std::slice::from_ref(&hint)).unwrap();
-            let want = brute_force(&groups, cap);
-            match (s.choice, want) {
-                (None, None) => {}
-                (Some(c), Some((_, v))) => {
-                    prop_assert_eq!(c.value.to_bits(), v.to_bits(), "{} vs {}", c.value, v);
-                    let (w, v2) = totals(&groups, &c.picks);
-                    prop_assert!(w <= cap);
-                    prop_assert_eq!((w.to_bits(), v2.to_bits()), (c.weight.to_bits(), c.value.to_bits()));
-                    let (hw, hv) = totals(&groups, &hint);
-                    prop_assert!(hw > cap || hv <= c.value);
-                }
-                (got, want) => prop_assert!(false, "{got:?} vs {want:?}"),
-            }
+            agrees_with_brute_force(groups, cap, real, scale)?;
         }
 
         /// More capacity never lowers the value.
@@ -719,6 +962,21 @@ mod tests {
             let (lo, hi) = (v(a), v(a + extra));
             prop_assert!(lo.is_none() || lo <= hi, "{lo:?} > {hi:?}");
             prop_assert!(hi <= v(f64::INFINITY));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// 5 or 6 groups of 9 to 12 items (up to 3M choices to enumerate).
+        #[test]
+        fn equals_brute_force_on_more_groups(
+            groups in proptest::collection::vec(group_of(9..13), 5..7),
+            cap in 0.0f64..80.0,
+            real in proptest::bool::ANY,
+            scale in scales(),
+        ) {
+            agrees_with_brute_force(groups, cap, real, scale)?;
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! The stages, one module each:
 //!
-//! - [`agents`], [`scores`] (on `table`): the two input tables, validated,
+//! - [`agents`], [`scores`] (read with `ingest::tables`): the two input tables, validated,
 //!   errors naming file, column and row;
 //! - [`tiers`]: percentiles and tiers from the ranks of the scores;
 //! - [`model`]: the reward grid, an agent's best effort, and per tier the
@@ -31,7 +31,6 @@ pub mod params;
 pub mod scores;
 pub mod solve;
 pub mod synthetic;
-mod table;
 pub mod tiers;
 pub mod warm;
 

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use crate::error::{params, Error, Message, Result, ResultExt};
 use crate::graph::ids::NameMap;
+use crate::ingest::tables::{self, bad, Col, Kind};
 
-use super::table::{self, bad, Kind};
+use super::agents::unique_names;
 
 /// The key columns of the long score tables `score` writes, in the order
 /// they are looked for.
@@ -43,22 +44,9 @@ impl ScoreVector {
             )));
         }
         let at = |i: usize, column: &str, m: String| Error::invalid(m).with_row(rows[i], column);
-        let mut first: NameMap<&str, usize> = NameMap::default();
-        for (i, a) in agents.iter().enumerate() {
-            if a.is_empty() {
-                return Err(at(i, "agent", "empty `agent`".into()));
-            }
-            if let Some(j) = first.insert(a, i) {
-                return Err(at(
-                    i,
-                    "agent",
-                    format!(
-                        "agent `{a}` has two scores (rows {} and {})",
-                        rows[j], rows[i]
-                    ),
-                ));
-            }
-        }
+        unique_names(&agents, rows, |a, first, this| {
+            format!("agent `{a}` has two scores (rows {first} and {this})")
+        })?;
         for (i, s) in scores.iter_mut().enumerate() {
             if !s.is_finite() {
                 return Err(at(i, "score", format!("score {s} is not a finite number")));
@@ -103,7 +91,7 @@ impl ScoreVector {
 }
 
 fn read(path: &Path, vector: Option<&str>) -> Result<ScoreVector> {
-    let schema = table::schema(path)?;
+    let schema = tables::parquet_schema(path)?;
     let key = VECTOR_KEYS
         .iter()
         .find(|k| schema.column_with_name(k).is_some())
@@ -111,7 +99,7 @@ fn read(path: &Path, vector: Option<&str>) -> Result<ScoreVector> {
     const TABLE: &str = "a scores table (agent, score), as `trustmesh score` writes";
     match (key, vector) {
         (None, None) => {
-            let mut c = table::read(
+            let mut c = tables::read_parquet(
                 path,
                 &[("agent", Kind::Text), ("score", Kind::Number)],
                 TABLE,
@@ -120,7 +108,7 @@ fn read(path: &Path, vector: Option<&str>) -> Result<ScoreVector> {
             let (Some(a), Some(s)) = (c.next(), c.next()) else {
                 return Err(Error::internal("two columns were asked for"));
             };
-            ScoreVector::new(table::texts("agent", a)?, table::numbers("score", s)?)
+            ScoreVector::new(tables::texts("agent", a)?, tables::numbers("score", s)?)
         }
         (None, Some(v)) => Err(Error::param(
             params::VECTOR,
@@ -137,7 +125,7 @@ fn read(path: &Path, vector: Option<&str>) -> Result<ScoreVector> {
 
 /// The rows of a long file whose `key` column holds `vector`.
 fn read_long(path: &Path, key: &str, vector: Option<&str>) -> Result<ScoreVector> {
-    let mut c = table::read(
+    let mut c = tables::read_parquet(
         path,
         &[
             ("agent", Kind::Text),
@@ -147,8 +135,7 @@ fn read_long(path: &Path, key: &str, vector: Option<&str>) -> Result<ScoreVector
         "a long scores table (agent, key, score), as `trustmesh score` writes",
     )?
     .into_iter();
-    let (Some(table::Values::Text(agents)), Some(table::Values::Text(keys)), Some(s)) =
-        (c.next(), c.next(), c.next())
+    let (Some(Col::Text(agents)), Some(Col::Text(keys)), Some(s)) = (c.next(), c.next(), c.next())
     else {
         return Err(Error::internal("three columns were asked for"));
     };
@@ -191,7 +178,7 @@ fn read_long(path: &Path, key: &str, vector: Option<&str>) -> Result<ScoreVector
             )),
         ));
     }
-    let table::Values::Number(s) = s else {
+    let Col::Num(s) = s else {
         return Err(Error::internal("`score` was not read as numbers"));
     };
     let (mut a_out, mut s_out, mut rows) = (Vec::new(), Vec::new(), Vec::new());

@@ -14,9 +14,9 @@ use super::knapsack::{self, Item};
 use super::model::{reward_grid, Member};
 use super::params::{ContractParams, Unscored};
 use super::scores::ScoreVector;
-use super::table::bad;
 use super::tiers::{self, Tiering};
 use super::warm::{self, TierTable};
+use crate::ingest::tables::bad;
 
 /// The agents and the parameters, checked once; solved against any number of
 /// score vectors ([`Problem::solve`], and [`Problem::resolve`] to reuse a
@@ -73,8 +73,10 @@ pub struct Uniform {
 /// How much the search did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Search {
-    /// reward_steps ^ tiers: the schedules the result is the best of.
-    pub schedules_in_grid: f64,
+    /// log10(reward_steps ^ tiers) = tiers · log10(reward_steps): the
+    /// schedules the result is the best of, as a power of ten (the count
+    /// itself passes f64 from about 300 tiers of 10 steps).
+    pub schedules_in_grid_log10: f64,
     /// (payment, utility) pairs the knapsack kept over all tiers.
     pub frontier_states: usize,
     /// Tiers whose table this solve computed (the others were reused).
@@ -119,8 +121,9 @@ pub struct Solution {
 
 impl Solution {
     /// The outcome without the timings: equal for equal inputs, to the bit.
-    pub fn result_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    pub fn result_json(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self)
+            .map_err(|e| Error::internal(format!("the contract solution does not serialise: {e}")))
     }
 }
 
@@ -356,7 +359,7 @@ impl Problem {
             gain_over_uniform_relative: (u_util > 0.0).then(|| gain / u_util),
             unscored_agents: 0,
             search: Search {
-                schedules_in_grid: (self.grid.len() as f64).powi(tiers as i32),
+                schedules_in_grid_log10: tiers as f64 * (self.grid.len() as f64).log10(),
                 frontier_states: solved.states,
                 tiers_evaluated: 0,
             },
@@ -421,7 +424,7 @@ mod tests {
             (3.0, 5.90625)
         );
         assert_eq!(s.gain_over_uniform, 0.09375);
-        assert_eq!(s.search.schedules_in_grid, 25.0);
+        assert_eq!(s.search.schedules_in_grid_log10, 2.0 * 5f64.log10());
 
         // A budget of 2.5 couples the tiers: the high tier keeps 3 (pays
         // 2.25), the low one drops to 2 (pays 0.125); uniform must drop to 2.
@@ -508,7 +511,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| pr.solve(&sc).unwrap().result_json())
+                .install(|| pr.solve(&sc).unwrap().result_json().unwrap())
         };
         let one = run(1);
         assert_eq!(one, run(3));
@@ -517,7 +520,6 @@ mod tests {
 
     /// A random small market: agents' (score, cost, capability), tiers,
     /// reward steps, task value, reward maximum.
-    /// Agents' (score, cost, capability), tiers, steps, task value, reward max.
     type Market = (Vec<(f64, f64, f64)>, usize, usize, f64, f64);
 
     fn small_market() -> impl Strategy<Value = Market> {
@@ -586,6 +588,8 @@ mod tests {
                 .collect();
             let tol = 1e-9 * (1.0 + v * m.len() as f64);
             let (mut inside, mut edge) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            // The same over uniform schedules (every tier at one step).
+            let (mut u_inside, mut u_edge) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
             let mut sched = vec![0usize; tiers];
             loop {
                 let (mut u, mut pay) = (0.0, 0.0);
@@ -596,12 +600,24 @@ mod tests {
                 }
                 if pay <= budget - tol { inside = inside.max(u); }
                 if pay <= budget + tol { edge = edge.max(u); }
+                if sched.iter().all(|&x| x == sched[0]) {
+                    if pay <= budget - tol { u_inside = u_inside.max(u); }
+                    if pay <= budget + tol { u_edge = u_edge.max(u); }
+                }
                 let mut t = 0;
                 while t < tiers { sched[t] += 1; if sched[t] < steps { break; } sched[t] = 0; t += 1; }
                 if t == tiers { break; }
             }
             prop_assert!(s.expected_utility >= inside - tol, "{} < {inside}", s.expected_utility);
             prop_assert!(s.expected_utility <= edge + tol, "{} > {edge}", s.expected_utility);
+            // The uniform result on its own, not only through the tiered one
+            // (which has it as a hint, so is never below it).
+            let uu = s.uniform.expected_utility;
+            prop_assert!(uu >= u_inside - tol, "uniform {uu} < {u_inside}");
+            prop_assert!(uu <= u_edge + tol, "uniform {uu} > {u_edge}");
+            let r = s.uniform.reward;
+            let u_check: f64 = members.iter().map(|mem| (v - r) * mem.success(r)).sum();
+            prop_assert!((u_check - uu).abs() <= tol, "uniform {uu} vs {u_check} agent by agent");
 
             // More budget, never less utility; no budget is the most.
             let (more, _) = build(&m, tiers, steps, v, rmax, Some(budget + extra));

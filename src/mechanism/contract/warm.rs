@@ -122,8 +122,11 @@ mod tests {
             let warm = pr.resolve(prev, s).unwrap();
             assert_eq!(warm.evaluated, want);
             let cold = pr.solve(s).unwrap();
-            assert_eq!(warm.result_json()["tiers"], cold.result_json()["tiers"]);
-            let (mut w, mut c) = (warm.result_json(), cold.result_json());
+            assert_eq!(
+                warm.result_json().unwrap()["tiers"],
+                cold.result_json().unwrap()["tiers"]
+            );
+            let (mut w, mut c) = (warm.result_json().unwrap(), cold.result_json().unwrap());
             w["search"]["tiers_evaluated"] = 0.into();
             c["search"]["tiers_evaluated"] = 0.into();
             assert_eq!(w, c);
