@@ -361,6 +361,31 @@ pub(crate) enum Slot {
     ReadWrite,
 }
 
+/// The slot table a parsed WGSL module declares, by binding (what each
+/// family's tests compare with its table).
+#[cfg(test)]
+pub(crate) fn declared_slots(m: &naga::Module) -> Vec<(u32, Slot)> {
+    let mut found = Vec::new();
+    for (_, g) in m.global_variables.iter() {
+        let Some(rb) = &g.binding else { continue };
+        assert_eq!(rb.group, 0, "every binding is in group 0");
+        let slot = match g.space {
+            naga::AddressSpace::Uniform => Slot::Uniform,
+            naga::AddressSpace::Storage { access } => {
+                if access.contains(naga::StorageAccess::STORE) {
+                    Slot::ReadWrite
+                } else {
+                    Slot::Read
+                }
+            }
+            other => panic!("unexpected address space {other:?}"),
+        };
+        found.push((rb.binding, slot));
+    }
+    found.sort_by_key(|s| s.0);
+    found
+}
+
 /// An explicit bind group layout from a slot table. Explicit rather than
 /// derived from the shader: a derived layout holds only what an entry point
 /// uses, so one bind group could not serve two entry points, and an

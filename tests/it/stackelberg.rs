@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use trustmesh::mechanism::stackelberg::bench::{random_game, SplitMix};
+use trustmesh::graph::synthetic::SplitMix64;
+use trustmesh::mechanism::stackelberg::bench::random_game;
 use trustmesh::mechanism::stackelberg::eval::{level_replies, tie_tolerances, DEFAULT_EPSILON};
 use trustmesh::mechanism::stackelberg::grid::Level;
 use trustmesh::mechanism::stackelberg::search::level_bounds;
@@ -127,7 +128,7 @@ fn published_values_by_both_methods() {
 /// never beat it beyond the LPs' tolerance.
 #[test]
 fn search_comes_within_1e_3_of_exact_on_random_games() {
-    let mut rng = SplitMix(2024);
+    let mut rng = SplitMix64::new(2024);
     let mut gaps = Vec::new();
     for case in 0..30 {
         let m = 2 + (rng.next_u64() % 3) as usize;

@@ -44,6 +44,7 @@ pub(crate) const SLOTS: [(u32, Slot); 7] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::context::declared_slots;
 
     fn module() -> naga::Module {
         naga::front::wgsl::parse_str(BEST_RESPONSE_WGSL)
@@ -79,25 +80,6 @@ mod tests {
 
     #[test]
     fn slot_table_matches_the_shader() {
-        let m = module();
-        let mut found = Vec::new();
-        for (_, g) in m.global_variables.iter() {
-            let Some(rb) = &g.binding else { continue };
-            assert_eq!(rb.group, 0);
-            let slot = match g.space {
-                naga::AddressSpace::Uniform => Slot::Uniform,
-                naga::AddressSpace::Storage { access } => {
-                    if access.contains(naga::StorageAccess::STORE) {
-                        Slot::ReadWrite
-                    } else {
-                        Slot::Read
-                    }
-                }
-                other => panic!("unexpected address space {other:?}"),
-            };
-            found.push((rb.binding, slot));
-        }
-        found.sort_by_key(|s| s.0);
-        assert_eq!(found, SLOTS);
+        assert_eq!(declared_slots(&module()), SLOTS);
     }
 }

@@ -102,6 +102,7 @@ pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::context::declared_slots;
     use crate::gpu::trust::kernels::{compose, Lanes};
 
     /// Size of struct `name` in `module`, as the shader compiler lays it out.
@@ -150,26 +151,7 @@ mod tests {
             (&[COMMON_WGSL, SPMV_WGSL][..], &SPMV_SLOTS[..]),
             (&[COMMON_WGSL, POWER_WGSL][..], &POWER_SLOTS[..]),
         ] {
-            let m = parse(parts, Lanes::Four);
-            let mut found = Vec::new();
-            for (_, g) in m.global_variables.iter() {
-                let Some(rb) = &g.binding else { continue };
-                assert_eq!(rb.group, 0);
-                let slot = match g.space {
-                    naga::AddressSpace::Uniform => Slot::Uniform,
-                    naga::AddressSpace::Storage { access } => {
-                        if access.contains(naga::StorageAccess::STORE) {
-                            Slot::ReadWrite
-                        } else {
-                            Slot::Read
-                        }
-                    }
-                    other => panic!("unexpected address space {other:?}"),
-                };
-                found.push((rb.binding, slot));
-            }
-            found.sort_by_key(|s| s.0);
-            assert_eq!(found, slots);
+            assert_eq!(declared_slots(&parse(parts, Lanes::Four)), slots);
         }
     }
 }

@@ -20,6 +20,7 @@ use super::game::{Game, TypeSpec};
 use super::grid::{grid_for, Level, MAX_GRID, MAX_LEVEL};
 use super::search::{evaluator, Device};
 use crate::error::{Error, Result};
+use crate::graph::synthetic::SplitMix64;
 
 /// The game shape of `trustmesh bench --best-response` without a value:
 /// m = 8 leader actions, n = 16 follower actions, 64 types.
@@ -43,34 +44,15 @@ pub struct Rate {
     pub evaluations_per_second: f64,
 }
 
-/// SplitMix64: a seeded stream of u64s, the same on every platform.
-#[derive(Debug, Clone)]
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A seeded random game: payoffs uniform in [−10, 10], type probabilities
 /// proportional to uniform draws in [0.5, 1.5).
 pub fn random_game(m: usize, n: usize, types: usize, seed: u64) -> Result<Game> {
-    let mut rng = SplitMix(seed);
-    let draws: Vec<f64> = (0..types).map(|_| 0.5 + rng.unit()).collect();
+    let mut rng = SplitMix64::new(seed);
+    let draws: Vec<f64> = (0..types).map(|_| 0.5 + rng.next_f64()).collect();
     let total: f64 = draws.iter().sum();
-    let matrix = |rng: &mut SplitMix| -> Vec<Vec<f64>> {
+    let matrix = |rng: &mut SplitMix64| -> Vec<Vec<f64>> {
         (0..m)
-            .map(|_| (0..n).map(|_| 20.0 * rng.unit() - 10.0).collect())
+            .map(|_| (0..n).map(|_| 20.0 * rng.next_f64() - 10.0).collect())
             .collect()
     };
     let specs = draws
