@@ -352,6 +352,41 @@ impl GpuContext {
     }
 }
 
+impl GpuContext {
+    /// The error for a buffer of `bytes` beyond this device's binding limit.
+    pub(crate) fn too_big(&self, what: &'static str, bytes: u64) -> Error {
+        DeviceError::TooBig {
+            adapter: self.adapter_info().name.clone(),
+            what,
+            bytes,
+            limit: self.max_binding(),
+        }
+        .into()
+    }
+
+    /// A bind group that binds `buffers` whole to bindings 0, 1, … in order
+    /// (each family's slot tables list its bindings in that order).
+    pub(crate) fn bind_buffers(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(binding, b)| wgpu::BindGroupEntry {
+                binding: binding as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        })
+    }
+}
+
 /// How a kernel module declares a binding (slot tables are (binding, kind)
 /// lists, one per module, checked against the WGSL by each family's tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use self::kernels::MechanismKernels;
 use self::layout::ParamsU;
 use super::context::scoped;
-use super::{DeviceError, GpuContext};
+use super::GpuContext;
 use crate::error::{params, Error, Result};
 use crate::mechanism::stackelberg::grid::Level;
 use crate::mechanism::stackelberg::search::{Bounds, LevelBounds};
@@ -130,7 +130,7 @@ impl GpuGame {
             .collect();
         let bytes = (payoffs.len() * 4) as u64;
         if bytes > ctx.max_binding() {
-            return Err(too_big(&ctx, "the payoff matrices", bytes));
+            return Err(ctx.too_big("the payoff matrices", bytes));
         }
         let fam = ctx.family::<MechanismKernels>()?;
         let none = wgpu::BufferUsages::empty();
@@ -210,7 +210,7 @@ impl GpuGame {
             ("the grid's composition counts", counts.len() * 4),
         ] {
             if bytes as u64 > ctx.max_binding() {
-                return Err(too_big(ctx, what, bytes as u64));
+                return Err(ctx.too_big(what, bytes as u64));
             }
         }
         let per_candidate = 4 + if detail { 16 * self.types as u64 } else { 0 };
@@ -262,19 +262,7 @@ impl GpuGame {
                     &vbuf,
                     &dbuf,
                 ];
-                let entries: Vec<wgpu::BindGroupEntry> = bound
-                    .iter()
-                    .enumerate()
-                    .map(|(binding, b)| wgpu::BindGroupEntry {
-                        binding: binding as u32,
-                        resource: b.as_entire_binding(),
-                    })
-                    .collect();
-                let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: &self.fam.layout,
-                    entries: &entries,
-                });
+                let bind = ctx.bind_buffers(&self.fam.layout, &bound);
                 let mut enc = ctx
                     .device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -331,14 +319,4 @@ impl LevelBounds for GpuGame {
             slack: self.slack,
         })
     }
-}
-
-fn too_big(ctx: &GpuContext, what: &'static str, bytes: u64) -> Error {
-    DeviceError::TooBig {
-        adapter: ctx.adapter_info().name.clone(),
-        what,
-        bytes,
-        limit: ctx.max_binding(),
-    }
-    .into()
 }

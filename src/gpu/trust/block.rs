@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::kernels::{Lanes, TrustKernels};
 use super::layout::{ColStateU, ParamsU, STOP_CONVERGED, STOP_FLAT_TAIL, STOP_MAX_ITER};
-use super::matrix::{too_big, GpuMatrix};
+use super::matrix::GpuMatrix;
 use super::plan::WG;
 use super::profile::{Stage, Stamps};
 use crate::error::{Error, Result};
@@ -77,7 +77,7 @@ pub(crate) fn block_shape(ctx: &GpuContext, m: &GpuMatrix) -> Result<(Lanes, usi
     if fits(1, 1) {
         return Ok((Lanes::One, 1));
     }
-    Err(too_big(ctx, "one trust vector", m.n as u64 * 4))
+    Err(ctx.too_big("one trust vector", m.n as u64 * 4))
 }
 
 /// Device memory a block of `width` columns at `lanes` takes on `m`, bytes.
@@ -188,20 +188,8 @@ impl Block {
         let cols_rb = [0, 1].map(|_| ctx.zeroed("cols readback", (width * 16) as u64, rb));
         let vec_rb = ctx.zeroed("vector readback", vbytes, rb);
 
-        let bind = |layout: &wgpu::BindGroupLayout, entries: &[&wgpu::Buffer]| {
-            let entries: Vec<wgpu::BindGroupEntry> = entries
-                .iter()
-                .enumerate()
-                .map(|(binding, b)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout,
-                entries: &entries,
-            })
+        let bind = |layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]| {
+            ctx.bind_buffers(layout, buffers)
         };
         // Entry order is the binding order of layout::SPMV_SLOTS / POWER_SLOTS.
         let spmv = [0usize, 1].map(|parity| {

@@ -3,8 +3,8 @@
 
 use super::layout::ChunkU;
 use super::plan::{Plan, PlanConfig};
-use crate::error::{Error, Result};
-use crate::gpu::{DeviceError, GpuContext};
+use crate::error::Result;
+use crate::gpu::GpuContext;
 use crate::trust::{EdgeWeights, TrustMatrix};
 
 /// The matrix's buffers and its partition into blocks and chunks.
@@ -41,16 +41,6 @@ pub(crate) struct ChunkBuffers {
     pub rows: usize,
 }
 
-pub(crate) fn too_big(ctx: &GpuContext, what: &'static str, bytes: u64) -> Error {
-    DeviceError::TooBig {
-        adapter: ctx.adapter_info().name.clone(),
-        what,
-        bytes,
-        limit: ctx.max_binding(),
-    }
-    .into()
-}
-
 impl GpuMatrix {
     /// Plans and uploads `m`; fails with [`DeviceError::TooBig`] when a per-agent
     /// array cannot fit one storage binding.
@@ -59,7 +49,7 @@ impl GpuMatrix {
         let mb = ctx.max_binding();
         let need = |what: &'static str, bytes: usize| {
             if bytes as u64 > mb {
-                Err(too_big(ctx, what, bytes as u64))
+                Err(ctx.too_big(what, bytes as u64))
             } else {
                 Ok(())
             }
