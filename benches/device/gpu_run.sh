@@ -75,6 +75,11 @@ done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
+# 4b. Stackelberg best responses per second (issue 13's >= 1e9/s target), and
+#     the bundled game solved on the GPU against the exact method.
+step 60 $BIN bench --best-response --device cpu,gpu --json "$OUT/best_response.json"
+step 60 $BIN stackelberg --game data/stackelberg-game.json --method both --device gpu \
+    --out "$OUT/stackelberg_gpu.json"
 # 5. cuSPARSE on the same matrices.
 step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 32 --no-f64 \
     --json "$OUT/peers_big.json"
