@@ -588,6 +588,27 @@ pub mod params {
     /// the search refines around and polishes.
     pub const SEARCH_WIDTH: &str = "search.centers";
 
+    /// `SimConfig::peers`: peers of a simulated market.
+    pub const PEERS: &str = "peers";
+    /// `SimConfig::malicious`: shares of adversaries.
+    pub const MALICIOUS: &str = "malicious";
+    /// `SimConfig::epochs`.
+    pub const EPOCHS: &str = "epochs";
+    /// `SimConfig::seeds`: how many seeds.
+    pub const SEEDS: &str = "seeds";
+    /// `SimConfig::models`.
+    pub const MODELS: &str = "models";
+    /// `SimConfig::queries`: queries per peer per epoch.
+    pub const QUERIES: &str = "queries";
+    /// `SimConfig::candidates`: peers answering a query.
+    pub const CANDIDATES: &str = "candidates";
+    /// `SimConfig::exploration`: share of choices among zero-trust peers.
+    pub const EXPLORATION: &str = "exploration";
+    /// `SimConfig::pretrusted`: how many pre-trusted peers.
+    pub const PRETRUSTED_PEERS: &str = "pretrusted_peers";
+    /// `SimConfig::camouflage`: scenario C's authentic share.
+    pub const CAMOUFLAGE: &str = "camouflage";
+
     /// Every name above.
     pub const ALL: &[&str] = &[
         ALPHA,
@@ -627,6 +648,16 @@ pub mod params {
         DEVICE,
         SEARCH_EPSILON,
         SEARCH_WIDTH,
+        PEERS,
+        MALICIOUS,
+        EPOCHS,
+        SEEDS,
+        MODELS,
+        QUERIES,
+        CANDIDATES,
+        EXPLORATION,
+        PRETRUSTED_PEERS,
+        CAMOUFLAGE,
     ];
 }
 

@@ -5,7 +5,8 @@
 //! per-layer CSR) → `trust` (MG-EigenTrust, CPU reference back end) with `gpu`
 //! as a second back end of the same trait → output. `mechanism` turns score
 //! vectors and payoffs into incentives (trust-tiered contracts, Stackelberg
-//! games), on the CPU or the same GPU context.
+//! games), on the CPU or the same GPU context. `simulate` plays threat models
+//! against the trust model, scoring its logs through `score`.
 
 pub mod bench;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod parquet_out;
 pub mod provenance;
 pub mod runtime;
 pub mod score;
+pub mod simulate;
 pub mod snapshot;
 pub mod trust;
 

@@ -40,6 +40,16 @@ const FLAGS: &[(&str, &str)] = &[
     (params::METHOD, "--method"),
     (params::GRID, "--grid"),
     (params::DEVICE, "--device"),
+    (params::PEERS, "--peers"),
+    (params::MALICIOUS, "--malicious"),
+    (params::EPOCHS, "--epochs"),
+    (params::SEEDS, "--seeds"),
+    (params::MODELS, "--models"),
+    (params::QUERIES, "--queries"),
+    (params::CANDIDATES, "--candidates"),
+    (params::EXPLORATION, "--exploration"),
+    (params::PRETRUSTED_PEERS, "--pretrusted-peers"),
+    (params::CAMOUFLAGE, "--camouflage"),
 ];
 
 /// The flag that sets library parameter `param`.

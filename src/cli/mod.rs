@@ -20,6 +20,7 @@ mod mechanism;
 mod output;
 mod score;
 mod sign_log;
+mod simulate;
 mod snapshot;
 mod stackelberg;
 
@@ -64,6 +65,9 @@ pub enum Command {
     Mechanism(mechanism::MechanismArgs),
     /// Solve a Bayesian Stackelberg game (JSON): exact, search or both.
     Stackelberg(stackelberg::StackelbergArgs),
+    /// Play a threat model (EigenTrust's A, B, C, D) against the trust
+    /// models; every epoch's log is scored as `score` would.
+    Simulate(simulate::SimulateArgs),
 }
 
 impl Command {
@@ -79,6 +83,7 @@ impl Command {
             Command::SignLog(a) => sign_log::run(a),
             Command::Mechanism(a) => mechanism::run(a),
             Command::Stackelberg(a) => stackelberg::run(a),
+            Command::Simulate(a) => simulate::run(a),
         }
     }
 }

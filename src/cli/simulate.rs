@@ -1,0 +1,204 @@
+//! `trustmesh simulate`: the classic EigenTrust threat models played against
+//! the trust models, every epoch's log scored by the `score` code path.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use trustmesh::simulate::{self, report, Model, ScenarioKind, SimConfig};
+
+use super::device::DeviceArgs;
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Threat model: A individual malicious, B malicious collective, C
+    /// camouflaged collective, D spies (EigenTrust paper, §7.2).
+    #[arg(long, value_enum, ignore_case = true)]
+    scenario: Scenario,
+    /// Peers in the market.
+    #[arg(long, default_value_t = simulate::DEFAULT_PEERS)]
+    peers: usize,
+    /// Shares of adversaries, comma-separated; each is a series of runs.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.2, 0.3, 0.4])]
+    malicious: Vec<f64>,
+    /// Epochs per run; trust is recomputed from all logs after each.
+    #[arg(long, default_value_t = simulate::DEFAULT_EPOCHS)]
+    epochs: usize,
+    /// Seeds per share (0..S): mean and spread are over these.
+    #[arg(long, default_value_t = simulate::DEFAULT_SEEDS)]
+    seeds: u64,
+    /// Trust models, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ModelArg::Random, ModelArg::Public])]
+    models: Vec<ModelArg>,
+    /// Queries each peer issues per epoch.
+    #[arg(long, default_value_t = simulate::DEFAULT_QUERIES)]
+    queries: usize,
+    /// Peers answering each query, drawn uniformly.
+    #[arg(long, default_value_t = simulate::DEFAULT_CANDIDATES)]
+    candidates: usize,
+    /// Share of choices made uniformly among zero-trust candidates.
+    #[arg(long, default_value_t = simulate::DEFAULT_EXPLORATION)]
+    exploration: f64,
+    /// Pre-trusted peers (honest); 0 for uniform pre-trust.
+    #[arg(long, default_value_t = simulate::DEFAULT_PRETRUSTED)]
+    pretrusted_peers: usize,
+    /// Scenario C: share of the collective's service that is authentic.
+    #[arg(long, default_value_t = simulate::DEFAULT_CAMOUFLAGE)]
+    camouflage: f64,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Report directory: results.parquet and report.md.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// Keep every run's logs under OUT/logs.
+    #[arg(long)]
+    keep_logs: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    #[value(name = "A")]
+    A,
+    #[value(name = "B")]
+    B,
+    #[value(name = "C")]
+    C,
+    #[value(name = "D")]
+    D,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    Random,
+    Public,
+}
+
+impl std::fmt::Display for ModelArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
+}
+
+impl SimulateArgs {
+    fn config(&self) -> SimConfig {
+        let scenario = match self.scenario {
+            Scenario::A => ScenarioKind::A,
+            Scenario::B => ScenarioKind::B,
+            Scenario::C => ScenarioKind::C,
+            Scenario::D => ScenarioKind::D,
+        };
+        let mut models = Vec::new();
+        for m in &self.models {
+            let m = match m {
+                ModelArg::Random => Model::Random,
+                ModelArg::Public => Model::Public,
+            };
+            if !models.contains(&m) {
+                models.push(m);
+            }
+        }
+        SimConfig {
+            peers: self.peers,
+            epochs: self.epochs,
+            seeds: self.seeds,
+            models,
+            queries: self.queries,
+            candidates: self.candidates,
+            exploration: self.exploration,
+            pretrusted: self.pretrusted_peers,
+            camouflage: self.camouflage,
+            keep_logs: self.keep_logs,
+            ..SimConfig::new(scenario, self.malicious.clone(), self.out.join("logs"))
+        }
+    }
+}
+
+pub fn run(a: SimulateArgs) -> Result<()> {
+    let cfg = a.config();
+    // Checked before a GPU is opened or a directory made.
+    cfg.validate()?;
+    let backend = a
+        .device
+        .backend()
+        .with_context(|| format!("--device {}", a.device.device))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let rows = simulate::run(&cfg, backend.as_ref())?;
+    if !cfg.keep_logs {
+        // Each run removed its own directory; the parent goes if empty.
+        let _ = std::fs::remove_dir(&cfg.work_dir);
+    }
+    let results = a.out.join("results.parquet");
+    report::write_results(&results, &rows)?;
+    let header = format!(
+        "{} peers, {} pre-trusted, {} epochs of {} queries per peer, {} candidates per query, \
+         exploration {}, {} seeds{}; device {}. Mean ± sample sd over seeds; \
+         \"vs random\": change of the mean against random choice.",
+        cfg.peers,
+        cfg.pretrusted,
+        cfg.epochs,
+        cfg.queries,
+        cfg.candidates,
+        cfg.exploration,
+        cfg.seeds,
+        if cfg.scenario == ScenarioKind::C {
+            format!(", camouflage f = {}", cfg.camouflage)
+        } else {
+            String::new()
+        },
+        backend.name(),
+    );
+    let md = report::markdown(&header, &rows);
+    let md_path = a.out.join("report.md");
+    std::fs::write(&md_path, format!("# trustmesh simulate\n\n{md}"))
+        .with_context(|| format!("cannot write {}", md_path.display()))?;
+    print!("{md}");
+    println!("wrote {} and {}", results.display(), md_path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    fn args(extra: &[&str]) -> SimulateArgs {
+        let mut v = vec!["simulate"];
+        v.extend(extra);
+        match parse(&v).unwrap() {
+            Command::Simulate(a) => a,
+            _ => unreachable!("parsed `simulate`"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_library_defaults() {
+        let cfg = args(&["--scenario", "a"]).config();
+        let lib = SimConfig::new(
+            ScenarioKind::A,
+            vec![0.1, 0.2, 0.3, 0.4],
+            "report/logs".into(),
+        );
+        assert_eq!(format!("{cfg:?}"), format!("{lib:?}"));
+    }
+
+    #[test]
+    fn lists_and_scenarios() {
+        let cfg = args(&[
+            "--scenario",
+            "C",
+            "--malicious",
+            "0.2,0.4",
+            "--models",
+            "public,random,public",
+        ])
+        .config();
+        assert_eq!(cfg.scenario, ScenarioKind::C);
+        assert_eq!(cfg.malicious, vec![0.2, 0.4]);
+        assert_eq!(cfg.models, vec![Model::Public, Model::Random]);
+        assert!(parse(&["simulate"]).is_err(), "--scenario is required");
+        assert!(parse(&["simulate", "--scenario", "E"]).is_err());
+    }
+}

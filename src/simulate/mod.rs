@@ -1,0 +1,393 @@
+//! Attack simulation (`trustmesh simulate`, issue 14): how much inauthentic
+//! service honest peers get under a threat model, per trust model, measured
+//! through the real engine.
+//!
+//! A run is one (scenario, malicious share, seed, model): a market of peers
+//! plays epochs ([`scenario::Scenario::epoch`]); each epoch's interactions
+//! are written as a Parquet interaction log (`log`), and before the next
+//! epoch the model's trust is recomputed from all logs so far by
+//! [`crate::score::run`], the code path of `trustmesh score`, on the back end
+//! given (CPU or GPU). Everything random comes from one [`SplitMix64`] seeded
+//! from (seed, scenario, share), so a result depends on the seed alone, not
+//! on the thread count; models share the seed's world (roles, queries,
+//! candidates, coin flips: common random numbers), which makes their
+//! difference less noisy than independent worlds would.
+
+pub mod choice;
+pub mod log;
+pub mod report;
+pub mod scenario;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{params, Error, Result};
+use crate::graph::synthetic::SplitMix64;
+use crate::score::{self, ScoreConfig};
+use crate::trust::TrustBackend;
+
+pub use choice::DEFAULT_EXPLORATION;
+pub use report::{summarise, write_results, Summary};
+pub use scenario::{Classic, Epoch, Market, Role, Scenario, Slot};
+
+pub const DEFAULT_PEERS: usize = 100;
+pub const DEFAULT_EPOCHS: usize = 10;
+pub const DEFAULT_SEEDS: u64 = 5;
+/// Queries each peer issues per epoch.
+pub const DEFAULT_QUERIES: usize = 10;
+/// Peers answering each query (DG-PAN's 8 candidates per query).
+pub const DEFAULT_CANDIDATES: usize = 8;
+/// Pre-trusted peers (the first ones, honest): EigenTrust's few pre-trusted
+/// peers, which anchor trust where collectives cannot reach it.
+pub const DEFAULT_PRETRUSTED: usize = 3;
+/// Scenario C's share of authentic service by the collective (the paper's f).
+pub const DEFAULT_CAMOUFLAGE: f64 = 0.5;
+
+/// Metric names of the results.
+pub mod metric {
+    /// Inauthentic downloads over all downloads by honest peers, all epochs.
+    pub const INAUTHENTIC: &str = "inauthentic";
+    /// The same in the last epoch alone, once trust has had time to form.
+    pub const INAUTHENTIC_LAST: &str = "inauthentic_last_epoch";
+    /// Downloads by honest peers, all epochs (the denominator).
+    pub const DOWNLOADS: &str = "honest_downloads";
+}
+
+/// How peers choose providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// Uniformly among the candidates: the baseline without trust.
+    Random,
+    /// Proportional to one EigenTrust vector over all layers merged, with
+    /// exploration ([`choice::choose`]).
+    Public,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Random => "random",
+            Model::Public => "public",
+        }
+    }
+}
+
+/// Which classic scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScenarioKind {
+    A,
+    B,
+    C,
+    D,
+}
+
+/// A whole simulation: every share × seed × model.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub scenario: ScenarioKind,
+    pub peers: usize,
+    /// Shares of adversaries; each is a separate series of runs.
+    pub malicious: Vec<f64>,
+    pub epochs: usize,
+    /// Seeds `0..seeds`.
+    pub seeds: u64,
+    pub models: Vec<Model>,
+    pub queries: usize,
+    pub candidates: usize,
+    pub exploration: f64,
+    pub pretrusted: usize,
+    pub camouflage: f64,
+    /// Where each run writes its logs, one directory per run.
+    pub work_dir: PathBuf,
+    /// Keep the logs after each run (else each run's directory is removed).
+    pub keep_logs: bool,
+}
+
+impl SimConfig {
+    /// The defaults above, models `random` and `public`.
+    pub fn new(scenario: ScenarioKind, malicious: Vec<f64>, work_dir: PathBuf) -> Self {
+        SimConfig {
+            scenario,
+            peers: DEFAULT_PEERS,
+            malicious,
+            epochs: DEFAULT_EPOCHS,
+            seeds: DEFAULT_SEEDS,
+            models: vec![Model::Random, Model::Public],
+            queries: DEFAULT_QUERIES,
+            candidates: DEFAULT_CANDIDATES,
+            exploration: DEFAULT_EXPLORATION,
+            pretrusted: DEFAULT_PRETRUSTED,
+            camouflage: DEFAULT_CAMOUFLAGE,
+            work_dir,
+            keep_logs: false,
+        }
+    }
+
+    pub fn scenario(&self) -> Classic {
+        match self.scenario {
+            ScenarioKind::A => Classic::A,
+            ScenarioKind::B => Classic::B,
+            ScenarioKind::C => Classic::C {
+                authentic: self.camouflage,
+            },
+            ScenarioKind::D => Classic::D,
+        }
+    }
+
+    /// Adversaries for share `m`: ⌊m·peers⌉.
+    pub fn adversaries(&self, m: f64) -> usize {
+        (m * self.peers as f64).round() as usize
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let at_least = |name, v: u64, min: u64| {
+            if v < min {
+                Err(Error::param_value(
+                    name,
+                    format!("must be at least {min}, got {v}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        at_least(params::PEERS, self.peers as u64, 2)?;
+        at_least(params::EPOCHS, self.epochs as u64, 1)?;
+        at_least(params::SEEDS, self.seeds, 1)?;
+        at_least(params::QUERIES, self.queries as u64, 1)?;
+        at_least(params::CANDIDATES, self.candidates as u64, 1)?;
+        if self.candidates >= self.peers {
+            return Err(Error::param_value(
+                params::CANDIDATES,
+                format!(
+                    "must be below the number of peers ({}), got {}",
+                    self.peers, self.candidates
+                ),
+            ));
+        }
+        for (name, v) in [
+            (params::EXPLORATION, self.exploration),
+            (params::CAMOUFLAGE, self.camouflage),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::param_value(
+                    name,
+                    format!("must be in [0, 1], got {v}"),
+                ));
+            }
+        }
+        if self.pretrusted >= self.peers {
+            return Err(Error::param_value(
+                params::PRETRUSTED_PEERS,
+                format!(
+                    "must be below the number of peers ({}), got {}",
+                    self.peers, self.pretrusted
+                ),
+            ));
+        }
+        if self.models.is_empty() {
+            return Err(Error::param_value(
+                params::MODELS,
+                "must name at least one model",
+            ));
+        }
+        if self.malicious.is_empty() {
+            return Err(Error::param_value(
+                params::MALICIOUS,
+                "must give at least one share",
+            ));
+        }
+        // At least one honest peer, and the pre-trusted ones are honest.
+        let room = self.peers - self.pretrusted.max(1);
+        for &m in &self.malicious {
+            if !(0.0..1.0).contains(&m) {
+                return Err(Error::param_value(
+                    params::MALICIOUS,
+                    format!("must be in [0, 1), got {m}"),
+                ));
+            }
+            if self.adversaries(m) > room {
+                return Err(Error::param_value(
+                    params::MALICIOUS,
+                    format!(
+                        "{m} makes {} of {} peers adversaries; at most {room} can be (pre-trusted peers and one honest peer at least are not)",
+                        self.adversaries(m),
+                        self.peers
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One value of the raw per-seed results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    pub scenario: String,
+    pub model: String,
+    pub malicious: f64,
+    pub seed: u64,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// The counts of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunCounts {
+    pub honest_downloads: u64,
+    pub inauthentic: u64,
+    pub last_downloads: u64,
+    pub last_inauthentic: u64,
+}
+
+/// Runs every share × seed × model in that order, sequentially (the engine
+/// parallelises each solve; a result never depends on the thread count).
+pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>> {
+    cfg.validate()?;
+    let scenario = cfg.scenario();
+    let mut rows = Vec::new();
+    for &m in &cfg.malicious {
+        for seed in 0..cfg.seeds {
+            for &model in &cfg.models {
+                let c = run_one(cfg, &scenario, model, m, seed, backend)?;
+                let share = |bad: u64, all: u64| {
+                    if all == 0 {
+                        0.0
+                    } else {
+                        bad as f64 / all as f64
+                    }
+                };
+                for (metric, value) in [
+                    (
+                        metric::INAUTHENTIC,
+                        share(c.inauthentic, c.honest_downloads),
+                    ),
+                    (
+                        metric::INAUTHENTIC_LAST,
+                        share(c.last_inauthentic, c.last_downloads),
+                    ),
+                    (metric::DOWNLOADS, c.honest_downloads as f64),
+                ] {
+                    rows.push(ResultRow {
+                        scenario: scenario.name().to_string(),
+                        model: model.name().to_string(),
+                        malicious: m,
+                        seed,
+                        metric: metric.to_string(),
+                        value,
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A seed of its own for each (seed, scenario, share), mixed by splitmix64.
+fn world_seed(seed: u64, scenario: &str, m: f64) -> u64 {
+    let tag = scenario.bytes().fold(0u64, |h, b| (h << 8) | u64::from(b));
+    [seed, tag, m.to_bits()]
+        .iter()
+        .fold(0u64, |h, &x| SplitMix64::new(h ^ x).next_u64())
+}
+
+/// One run: epochs of the market, each written as a log, trust recomputed
+/// from all logs so far by `score` after every epoch but the last.
+pub fn run_one(
+    cfg: &SimConfig,
+    scenario: &dyn Scenario,
+    model: Model,
+    m: f64,
+    seed: u64,
+    backend: &dyn TrustBackend,
+) -> Result<RunCounts> {
+    let mut rng = SplitMix64::new(world_seed(seed, scenario.name(), m));
+    let roles = scenario.roles(cfg.peers, cfg.pretrusted, cfg.adversaries(m), &mut rng);
+    let market = Market {
+        roles,
+        queries: cfg.queries,
+        candidates: cfg.candidates,
+        exploration: cfg.exploration,
+    };
+    let names: Vec<String> = (0..cfg.peers).map(|i| format!("p{i:05}")).collect();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+
+    let dir = cfg
+        .work_dir
+        .join(format!("{}-{}-m{m}-s{seed}", scenario.name(), model.name()));
+    let log_dir = dir.join("log");
+    // A directory left by an earlier run would add its epochs to this one's.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::write(e).with_path(&dir))?;
+    }
+    std::fs::create_dir_all(&log_dir).map_err(|e| Error::write(e).with_path(&log_dir))?;
+    let mut score_cfg = ScoreConfig::new(vec![path_arg(&log_dir)?]);
+    if cfg.pretrusted > 0 {
+        let file = dir.join("pretrusted.txt");
+        let list: String = names[..cfg.pretrusted]
+            .iter()
+            .map(|n| format!("{n}\n"))
+            .collect();
+        std::fs::write(&file, list).map_err(|e| Error::write(e).with_path(&file))?;
+        score_cfg.pretrusted = Some(file);
+    }
+
+    // Before any interaction EigenTrust's vector is the pre-trust p.
+    let mut trust = match model {
+        Model::Random => None,
+        Model::Public => Some(initial_trust(cfg)),
+    };
+    let mut counts = RunCounts::default();
+    for e in 0..cfg.epochs {
+        let epoch = scenario.epoch(&market, trust.as_deref(), &mut rng);
+        log::write_epoch(
+            &log_dir.join(format!("epoch-{e:05}.parquet")),
+            e,
+            &names,
+            &epoch.rows,
+        )?;
+        counts.honest_downloads += epoch.honest_downloads;
+        counts.inauthentic += epoch.inauthentic;
+        counts.last_downloads = epoch.honest_downloads;
+        counts.last_inauthentic = epoch.inauthentic;
+        if trust.is_some() && e + 1 < cfg.epochs {
+            let out = score::run(&score_cfg, backend)?;
+            let mut t = vec![0.0; cfg.peers];
+            for (name, s) in out.scores.agents.iter().zip(out.scores.scores) {
+                let i = index
+                    .get(name.as_str())
+                    .ok_or_else(|| Error::internal(format!("scored agent `{name}` is no peer")))?;
+                t[*i] = s;
+            }
+            trust = Some(t);
+        }
+    }
+    if !cfg.keep_logs {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::write(e).with_path(&dir))?;
+    }
+    Ok(counts)
+}
+
+/// p: uniform over the pre-trusted peers, or over all when there are none.
+fn initial_trust(cfg: &SimConfig) -> Vec<f64> {
+    let k = if cfg.pretrusted == 0 {
+        cfg.peers
+    } else {
+        cfg.pretrusted
+    };
+    (0..cfg.peers)
+        .map(|i| if i < k { 1.0 / k as f64 } else { 0.0 })
+        .collect()
+}
+
+/// A directory as a [`ScoreConfig::logs`] entry, which is a string (it may
+/// be a glob).
+fn path_arg(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(String::from)
+        .ok_or_else(|| Error::invalid(format!("{}: the path is not UTF-8", p.display())))
+}
