@@ -1,0 +1,161 @@
+//! `simulate`: small configurations that run in seconds, through the library
+//! and the binary.
+
+use std::path::Path;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, UInt64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use trustmesh::simulate::{self, metric, summarise, Model, ScenarioKind, SimConfig};
+use trustmesh::trust::CpuBackend;
+
+use crate::common::*;
+
+fn small(scenario: ScenarioKind, work: &Path) -> SimConfig {
+    SimConfig {
+        peers: 40,
+        epochs: 3,
+        seeds: 2,
+        ..SimConfig::new(scenario, vec![0.2], work.to_path_buf())
+    }
+}
+
+/// Mean inauthentic share of `model` (one share in the rows).
+fn mean(rows: &[simulate::ResultRow], model: &str) -> f64 {
+    summarise(rows, metric::INAUTHENTIC)
+        .into_iter()
+        .find(|s| s.model == model)
+        .unwrap_or_else(|| panic!("no {model} in the results"))
+        .mean
+}
+
+#[test]
+fn trust_cuts_inauthentic_downloads_of_individual_malicious_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small(ScenarioKind::A, dir.path());
+    let rows = simulate::run(&cfg, &CpuBackend).unwrap();
+    // 2 seeds × 2 models × 3 metrics.
+    assert_eq!(rows.len(), 12);
+    let (random, public) = (mean(&rows, "random"), mean(&rows, "public"));
+    // Uniform choice among the 39 others meets 8/39 ≈ 0.21 malicious.
+    assert!((0.12..0.3).contains(&random), "random {random}");
+    assert!(public < 0.75 * random, "public {public} vs random {random}");
+    // Runs clean up their logs unless asked to keep them.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // The same seed gives the same results, bit for bit.
+    assert_eq!(simulate::run(&cfg, &CpuBackend).unwrap(), rows);
+}
+
+#[test]
+fn a_collective_is_held_off_and_logs_are_kept_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        models: vec![Model::Random, Model::Public],
+        keep_logs: true,
+        ..small(ScenarioKind::B, dir.path())
+    };
+    let rows = simulate::run(&cfg, &CpuBackend).unwrap();
+    let (random, public) = (mean(&rows, "random"), mean(&rows, "public"));
+    assert!(public < 0.75 * random, "public {public} vs random {random}");
+    let kept = dir.path().join("B-public-m0.2-s1/log");
+    let epochs = std::fs::read_dir(&kept).unwrap().count();
+    assert_eq!(epochs, 3, "{}", kept.display());
+    // A kept log is a real interaction log: `score` reads it.
+    let out = dir.path().join("scores.parquet");
+    score_cpu(&kept, &out).ok();
+    assert_eq!(read_scores(&out).len(), 40);
+}
+
+/// (scenario, model, malicious, seed, metric, value) rows of a results file.
+type Results = Vec<(String, String, f64, u64, String, f64)>;
+
+fn read_results(path: &Path) -> Results {
+    let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for b in r {
+        let b = b.unwrap();
+        let s = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().clone();
+        let f = |name: &str| {
+            b.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let (sc, model, metric) = (s("scenario"), s("model"), s("metric"));
+        let (m, value) = (f("malicious"), f("value"));
+        let seed = b
+            .column_by_name("seed")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((
+                sc.value(i).to_string(),
+                model.value(i).to_string(),
+                m.value(i),
+                seed.value(i),
+                metric.value(i).to_string(),
+                value.value(i),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_command_writes_results_and_a_table_and_repeats_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path| {
+        trustmesh![
+            "simulate",
+            "--scenario",
+            "A",
+            "--peers",
+            "40",
+            "--malicious",
+            "0.2",
+            "--epochs",
+            "3",
+            "--seeds",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            out
+        ]
+        .ok()
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run(&a).stdout_has(&["| malicious | random | public | public vs random |"]);
+    run(&b);
+    let results = read_results(&a.join("results.parquet"));
+    assert_eq!(results.len(), 12);
+    assert!(results.iter().all(|r| r.0 == "A" && r.2 == 0.2));
+    assert_eq!(results, read_results(&b.join("results.parquet")));
+    let md = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(md.contains("| 0.2 |"), "{md}");
+    assert!(
+        !a.join("logs").exists(),
+        "logs are removed unless --keep-logs"
+    );
+
+    trustmesh![
+        "simulate",
+        "--scenario",
+        "B",
+        "--peers",
+        "10",
+        "--malicious",
+        "1.5",
+        "--device",
+        "cpu",
+        "--out",
+        &a
+    ]
+    .fails(1)
+    .stderr_has(&["--malicious must be in [0, 1), got 1.5"]);
+}
