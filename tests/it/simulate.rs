@@ -107,9 +107,9 @@ fn read_results(path: &Path) -> Results {
 }
 
 #[test]
-fn the_command_writes_results_and_a_table_and_repeats_itself() {
+fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |out: &Path| {
+    let run = |out: &Path, threads: &str| {
         trustmesh![
             "simulate",
             "--scenario",
@@ -127,11 +127,12 @@ fn the_command_writes_results_and_a_table_and_repeats_itself() {
             "--out",
             out
         ]
+        .env("RAYON_NUM_THREADS", threads)
         .ok()
     };
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    run(&a).stdout_has(&["| malicious | random | public | public vs random |"]);
-    run(&b);
+    run(&a, "2").stdout_has(&["| malicious | random | public | public vs random |"]);
+    run(&b, "1");
     let results = read_results(&a.join("results.parquet"));
     assert_eq!(results.len(), 12);
     assert!(results.iter().all(|r| r.0 == "A" && r.2 == 0.2));
