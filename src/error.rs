@@ -608,6 +608,18 @@ pub mod params {
     pub const PRETRUSTED_PEERS: &str = "pretrusted_peers";
     /// `SimConfig::camouflage`: scenario C's authentic share.
     pub const CAMOUFLAGE: &str = "camouflage";
+    /// `DgpanParams::queries`: queries per topic per epoch.
+    pub const QUERIES_PER_TOPIC: &str = "dgpan.queries";
+    /// `DgpanParams::detection`: probability a defection is proven.
+    pub const DETECTION: &str = "dgpan.detection";
+    /// `DgpanParams::stake`: stake per identity.
+    pub const SIM_STAKE: &str = "dgpan.stake";
+    /// `DgpanParams::gain`: an attacker's gain per defection.
+    pub const GAIN: &str = "dgpan.gain";
+    /// `DgpanParams::spy_share`: spies among the adversaries.
+    pub const SPY_SHARE: &str = "dgpan.spy_share";
+    /// `DgpanParams::newcomers`: honest newcomers' share of the peers.
+    pub const NEWCOMERS: &str = "dgpan.newcomers";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -658,6 +670,12 @@ pub mod params {
         EXPLORATION,
         PRETRUSTED_PEERS,
         CAMOUFLAGE,
+        QUERIES_PER_TOPIC,
+        DETECTION,
+        SIM_STAKE,
+        GAIN,
+        SPY_SHARE,
+        NEWCOMERS,
     ];
 }
 

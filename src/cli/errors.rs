@@ -50,6 +50,12 @@ const FLAGS: &[(&str, &str)] = &[
     (params::EXPLORATION, "--exploration"),
     (params::PRETRUSTED_PEERS, "--pretrusted-peers"),
     (params::CAMOUFLAGE, "--camouflage"),
+    (params::QUERIES_PER_TOPIC, "--queries-per-topic"),
+    (params::DETECTION, "--detection"),
+    (params::SIM_STAKE, "--stake"),
+    (params::GAIN, "--gain"),
+    (params::SPY_SHARE, "--spy-share"),
+    (params::NEWCOMERS, "--newcomers"),
 ];
 
 /// The flag that sets library parameter `param`.

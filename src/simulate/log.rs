@@ -16,22 +16,25 @@ pub const LAYER: &str = "delivery";
 /// daily batches. Nothing depends on it, as no time decay is applied.
 const EPOCH_MS: i64 = 86_400_000;
 
-/// One row of the log: `src` rates `dst` with `outcome` in [-1, 1].
+/// One row of the log: `src` rates `dst` with `outcome` in [-1, 1] in layer
+/// `layer` (an index into the layer names given to [`write_epoch`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interaction {
     pub src: usize,
     pub dst: usize,
+    pub layer: usize,
     pub outcome: f64,
 }
 
 /// Writes one epoch's rows as a Parquet log with the canonical column types
 /// (`ts` timestamp ms, `src`, `dst`, `layer` utf8, `outcome`, `weight`
-/// f64), peers named by `names`. Row `k` of epoch `e` is stamped
-/// `e · 1 day + k` ms, so the rows keep their order in time.
+/// f64), peers named by `names`, layers by `layers`. Row `k` of epoch `e` is
+/// stamped `e · 1 day + k` ms, so the rows keep their order in time.
 pub fn write_epoch(
     path: &Path,
     epoch: usize,
     names: &[String],
+    layers: &[&str],
     rows: &[Interaction],
 ) -> Result<()> {
     let start = epoch as i64 * EPOCH_MS;
@@ -56,7 +59,9 @@ pub fn write_epoch(
         ),
         (
             "layer",
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| LAYER))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| layers[r.layer]),
+            )),
         ),
         (
             "outcome",

@@ -14,16 +14,18 @@
 //! difference less noisy than independent worlds would.
 
 pub mod choice;
+pub mod dgpan;
 pub mod log;
 pub mod report;
 pub mod scenario;
+pub mod scoring;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{params, Error, Result};
 use crate::graph::synthetic::SplitMix64;
-use crate::score::{self, ScoreConfig};
+use crate::score::ScoreConfig;
 use crate::trust::TrustBackend;
 
 pub use choice::DEFAULT_EXPLORATION;
@@ -53,7 +55,7 @@ pub mod metric {
     pub const DOWNLOADS: &str = "honest_downloads";
 }
 
-/// How peers choose providers.
+/// How peers choose providers: a trust model, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Model {
     /// Uniformly among the candidates: the baseline without trust.
@@ -61,14 +63,80 @@ pub enum Model {
     /// Proportional to one EigenTrust vector over all layers merged, with
     /// exploration ([`choice::choose`]).
     Public,
+    /// One independent EigenTrust vector per topic (layer): `score
+    /// --per-topic` with no stake, no fraud proofs, no prior, no gate.
+    PerTopic,
+    /// MG-EigenTrust: per topic with stake-weighted pre-trust, slashing by
+    /// fraud proofs, the cross-topic cold-start prior and the consistency
+    /// gate, where the scenario provides stake and proofs.
+    Mg,
+    /// `mg` without slashing (fraud proofs are not applied).
+    MgNoSlashing,
+    /// `mg` without the cold-start prior (ρ = 0).
+    MgNoPrior,
+    /// `mg` without the consistency gate.
+    MgNoGate,
 }
 
 impl Model {
+    pub const ALL: [Model; 7] = [
+        Model::Random,
+        Model::Public,
+        Model::PerTopic,
+        Model::Mg,
+        Model::MgNoSlashing,
+        Model::MgNoPrior,
+        Model::MgNoGate,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Model::Random => "random",
             Model::Public => "public",
+            Model::PerTopic => "per-topic",
+            Model::Mg => "mg",
+            Model::MgNoSlashing => "mg-no-slashing",
+            Model::MgNoPrior => "mg-no-prior",
+            Model::MgNoGate => "mg-no-gate",
         }
+    }
+
+    /// Whether choices follow trust (all but `random`).
+    pub fn uses_trust(self) -> bool {
+        self != Model::Random
+    }
+
+    /// Whether the model has a meaning where layers are facets of one
+    /// service rather than topics (`public`, `mg`).
+    fn is_merged_ok(self) -> bool {
+        matches!(self, Model::Public | Model::Mg)
+    }
+
+    fn is_mg(self) -> bool {
+        matches!(
+            self,
+            Model::Mg | Model::MgNoSlashing | Model::MgNoPrior | Model::MgNoGate
+        )
+    }
+
+    /// Stake-weighted pre-trust (the whole `mg` family).
+    pub fn stakes(self) -> bool {
+        self.is_mg()
+    }
+
+    /// Fraud proofs slash stake and the defector's feedback.
+    pub fn slashes(self) -> bool {
+        self.is_mg() && self != Model::MgNoSlashing
+    }
+
+    /// The cross-topic cold-start prior.
+    pub fn prior(self) -> bool {
+        self.is_mg() && self != Model::MgNoPrior
+    }
+
+    /// The consistency gate.
+    pub fn gate(self) -> bool {
+        self.is_mg() && self != Model::MgNoGate
     }
 }
 
@@ -79,6 +147,26 @@ pub enum ScenarioKind {
     B,
     C,
     D,
+    /// The DG-PAN paper's topic-switching experiment ([`dgpan`]).
+    Dgpan,
+}
+
+impl ScenarioKind {
+    /// The name in results and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::A => "A",
+            ScenarioKind::B => "B",
+            ScenarioKind::C => "C",
+            ScenarioKind::D => "D",
+            ScenarioKind::Dgpan => dgpan::NAME,
+        }
+    }
+
+    /// Whether the scenario's layers are topics (a vector per topic).
+    pub fn has_topics(self) -> bool {
+        self == ScenarioKind::Dgpan
+    }
 }
 
 /// A whole simulation: every share × seed × model.
@@ -97,6 +185,8 @@ pub struct SimConfig {
     pub exploration: f64,
     pub pretrusted: usize,
     pub camouflage: f64,
+    /// Scenario `dgpan`'s own parameters.
+    pub dgpan: dgpan::DgpanParams,
     /// Where each run writes its logs, one directory per run.
     pub work_dir: PathBuf,
     /// Keep the logs after each run (else each run's directory is removed).
@@ -118,20 +208,23 @@ impl SimConfig {
             exploration: DEFAULT_EXPLORATION,
             pretrusted: DEFAULT_PRETRUSTED,
             camouflage: DEFAULT_CAMOUFLAGE,
+            dgpan: dgpan::DgpanParams::default(),
             work_dir,
             keep_logs: false,
         }
     }
 
-    pub fn scenario(&self) -> Classic {
-        match self.scenario {
+    /// The classic threat model of the configuration, `None` for `dgpan`.
+    pub fn classic(&self) -> Option<Classic> {
+        Some(match self.scenario {
             ScenarioKind::A => Classic::A,
             ScenarioKind::B => Classic::B,
             ScenarioKind::C => Classic::C {
                 authentic: self.camouflage,
             },
             ScenarioKind::D => Classic::D,
-        }
+            ScenarioKind::Dgpan => return None,
+        })
     }
 
     /// Adversaries for share `m`: ⌊m·peers⌉.
@@ -183,6 +276,23 @@ impl SimConfig {
                     self.peers, self.pretrusted
                 ),
             ));
+        }
+        if let Some(m) = self
+            .models
+            .iter()
+            .find(|m| !self.scenario.has_topics() && m.uses_trust() && !m.is_merged_ok())
+        {
+            return Err(Error::param_value(
+                params::MODELS,
+                format!(
+                    "`{}` needs a scenario whose layers are topics (dgpan); scenario {} has one service",
+                    m.name(),
+                    self.scenario.name()
+                ),
+            ));
+        }
+        if self.scenario == ScenarioKind::Dgpan {
+            self.dgpan.validate()?;
         }
         if self.models.is_empty() {
             return Err(Error::param_value(
@@ -244,32 +354,13 @@ pub struct RunCounts {
 /// parallelises each solve; a result never depends on the thread count).
 pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>> {
     cfg.validate()?;
-    let scenario = cfg.scenario();
     let mut rows = Vec::new();
     for &m in &cfg.malicious {
         for seed in 0..cfg.seeds {
             for &model in &cfg.models {
-                let c = run_one(cfg, &scenario, model, m, seed, backend)?;
-                let share = |bad: u64, all: u64| {
-                    if all == 0 {
-                        0.0
-                    } else {
-                        bad as f64 / all as f64
-                    }
-                };
-                for (metric, value) in [
-                    (
-                        metric::INAUTHENTIC,
-                        share(c.inauthentic, c.honest_downloads),
-                    ),
-                    (
-                        metric::INAUTHENTIC_LAST,
-                        share(c.last_inauthentic, c.last_downloads),
-                    ),
-                    (metric::DOWNLOADS, c.honest_downloads as f64),
-                ] {
+                for (metric, value) in run_metrics(cfg, model, m, seed, backend)? {
                     rows.push(ResultRow {
-                        scenario: scenario.name().to_string(),
+                        scenario: cfg.scenario.name().to_string(),
                         model: model.name().to_string(),
                         malicious: m,
                         seed,
@@ -281,6 +372,38 @@ pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>
         }
     }
     Ok(rows)
+}
+
+/// One run's metrics, in the scenario's order.
+pub fn run_metrics(
+    cfg: &SimConfig,
+    model: Model,
+    m: f64,
+    seed: u64,
+    backend: &dyn TrustBackend,
+) -> Result<Vec<(&'static str, f64)>> {
+    let Some(scenario) = cfg.classic() else {
+        return dgpan::run_one(cfg, model, m, seed, backend);
+    };
+    let c = run_one(cfg, &scenario, model, m, seed, backend)?;
+    let share = |bad: u64, all: u64| {
+        if all == 0 {
+            0.0
+        } else {
+            bad as f64 / all as f64
+        }
+    };
+    Ok(vec![
+        (
+            metric::INAUTHENTIC,
+            share(c.inauthentic, c.honest_downloads),
+        ),
+        (
+            metric::INAUTHENTIC_LAST,
+            share(c.last_inauthentic, c.last_downloads),
+        ),
+        (metric::DOWNLOADS, c.honest_downloads as f64),
+    ])
 }
 
 /// A seed of its own for each (seed, scenario, share), mixed by splitmix64.
@@ -310,10 +433,10 @@ pub fn run_one(
         exploration: cfg.exploration,
     };
     let names: Vec<String> = (0..cfg.peers).map(|i| format!("p{i:05}")).collect();
-    let index: HashMap<&str, usize> = names
+    let index: HashMap<String, usize> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
+        .map(|(i, n)| (n.clone(), i))
         .collect();
 
     let dir = cfg
@@ -335,35 +458,39 @@ pub fn run_one(
         std::fs::write(&file, list).map_err(|e| Error::write(e).with_path(&file))?;
         score_cfg.pretrusted = Some(file);
     }
+    let mut mg_cfg = score_cfg.clone();
+    scenario.mg_defences(&mut mg_cfg);
 
     // Before any interaction EigenTrust's vector is the pre-trust p.
-    let mut trust = match model {
-        Model::Random => None,
-        Model::Public => Some(initial_trust(cfg)),
-    };
+    let mut trust = model
+        .uses_trust()
+        .then(|| scoring::TopicTrust::shared(initial_trust(cfg)));
     let mut counts = RunCounts::default();
     for e in 0..cfg.epochs {
-        let epoch = scenario.epoch(&market, trust.as_deref(), &mut rng);
+        let epoch = scenario.epoch(&market, trust.as_ref().map(|t| t.topic(0)), &mut rng);
         log::write_epoch(
             &log_dir.join(format!("epoch-{e:05}.parquet")),
             e,
             &names,
+            scenario.layers(),
             &epoch.rows,
         )?;
         counts.honest_downloads += epoch.honest_downloads;
         counts.inauthentic += epoch.inauthentic;
         counts.last_downloads = epoch.honest_downloads;
         counts.last_inauthentic = epoch.inauthentic;
-        if trust.is_some() && e + 1 < cfg.epochs {
-            let out = score::run(&score_cfg, backend)?;
-            let mut t = vec![0.0; cfg.peers];
-            for (name, s) in out.scores.agents.iter().zip(out.scores.scores) {
-                let i = index
-                    .get(name.as_str())
-                    .ok_or_else(|| Error::internal(format!("scored agent `{name}` is no peer")))?;
-                t[*i] = s;
-            }
-            trust = Some(t);
+        if model.uses_trust() && e + 1 < cfg.epochs {
+            let inputs = scoring::Inputs {
+                base: &score_cfg,
+                mg_base: &mg_cfg,
+                topics: scenario.layers(),
+                by_topic: false,
+                stake: None,
+                fraud_proofs: None,
+                index: &index,
+                identities: cfg.peers,
+            };
+            trust = scoring::trust(model, &inputs, backend)?;
         }
     }
     if !cfg.keep_logs {

@@ -10,8 +10,9 @@
 //! Schlosser, Garcia-Molina, WWW 2003, §7.2).
 
 use super::choice::choose;
-use super::log::Interaction;
+use super::log::{Interaction, LAYER};
 use crate::graph::synthetic::SplitMix64;
+use crate::score::ScoreConfig;
 
 /// What a peer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,26 @@ pub struct Epoch {
 pub trait Scenario {
     /// The name in results and reports (`A`, `B`, …).
     fn name(&self) -> &'static str;
+
+    /// The log's layers; [`Interaction::layer`] indexes this.
+    fn layers(&self) -> &'static [&'static str] {
+        &[LAYER]
+    }
+
+    /// The layers a download's rating is written to, one row each.
+    fn rating_layers(&self) -> &'static [usize] {
+        &[0]
+    }
+
+    /// The layer of a collective's praise.
+    fn praise_layer(&self) -> usize {
+        0
+    }
+
+    /// What the `mg` model adds to plain EigenTrust against this threat
+    /// (beside the consistency gate, which it always applies): nothing by
+    /// default.
+    fn mg_defences(&self, _cfg: &mut ScoreConfig) {}
 
     /// Roles of `peers` peers of which `adversaries` are not honest, never
     /// among the first `pretrusted` (pre-trusted peers are honest by
@@ -135,6 +156,7 @@ pub trait Scenario {
                     Slot::Praise(dst) => out.rows.push(Interaction {
                         src: peer,
                         dst,
+                        layer: self.praise_layer(),
                         outcome: 1.0,
                     }),
                     Slot::Download => {
@@ -155,11 +177,15 @@ pub trait Scenario {
                             out.honest_downloads += 1;
                             out.inauthentic += u64::from(!authentic);
                         }
-                        out.rows.push(Interaction {
-                            src: peer,
-                            dst,
-                            outcome: self.outcome(role, authentic),
-                        });
+                        let outcome = self.outcome(role, authentic);
+                        for &layer in self.rating_layers() {
+                            out.rows.push(Interaction {
+                                src: peer,
+                                dst,
+                                layer,
+                                outcome,
+                            });
+                        }
                     }
                 }
             }
