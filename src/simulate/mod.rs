@@ -15,6 +15,7 @@
 
 pub mod choice;
 pub mod log;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 
@@ -27,6 +28,7 @@ use crate::score::{self, ScoreConfig};
 use crate::trust::TrustBackend;
 
 pub use choice::DEFAULT_EXPLORATION;
+pub use plot::write_plots;
 pub use report::{summarise, write_results, Summary};
 pub use scenario::{Classic, Epoch, Market, Role, Scenario, Slot};
 
