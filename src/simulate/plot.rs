@@ -135,7 +135,11 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
     let (x_min, x_max) = bounds(shares.iter().copied());
     let single = shares.len() == 1;
     // One share: a range of ±0.05 around it; else 5% of the range each side.
-    let x_pad = if single { 0.05 } else { 0.05 * (x_max - x_min) };
+    let x_pad = if single {
+        SINGLE_PAD
+    } else {
+        0.05 * (x_max - x_min)
+    };
     let (lo, hi) = bounds(sums.iter().flat_map(|s| [s.mean - s.sd, s.mean + s.sd]));
     // The y axis starts at 0 unless a band goes below it, and leaves room
     // above the highest band for the legend.
@@ -168,13 +172,7 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
             let c = colour(model);
             let mut pts: Vec<&Summary> = sums.iter().filter(|s| s.model == model).collect();
             pts.sort_by(|a, b| a.malicious.total_cmp(&b.malicious));
-            // Models at one share would hide each other's error bars: set
-            // them side by side around it (a dodge), in model order.
-            let dodge = if single {
-                (i as f64 - (models.len() - 1) as f64 / 2.0) * 0.2 * x_pad
-            } else {
-                0.0
-            };
+            let dodge = dodge(i, models.len(), single);
             let xy = |s: &Summary| (s.malicious + dodge, s.mean);
             if pts.len() == 1 {
                 let s = pts[0];
@@ -217,9 +215,16 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
                         + Circle::new((10, 0), 4, c.filled())
                 });
         }
+        let corner = legend_corner(
+            &models,
+            sums,
+            single,
+            (x_min - x_pad, x_max + x_pad),
+            (y_min, y_max),
+        );
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(corner)
             .label_font(("sans-serif", 16))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
@@ -228,6 +233,85 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
         root.present().map_err(draw_error)?;
     }
     Ok(Some(svg))
+}
+
+/// Half the x range around a single share.
+const SINGLE_PAD: f64 = 0.05;
+
+/// The x offset of model `i` of `n` at a single share: models at one share
+/// would hide each other's error bars, so they stand side by side around it
+/// (a dodge), in model order. None with several shares.
+fn dodge(i: usize, n: usize, single: bool) -> f64 {
+    if single {
+        (i as f64 - (n - 1) as f64 / 2.0) * 0.2 * SINGLE_PAD
+    } else {
+        0.0
+    }
+}
+
+/// The first corner (upper left, upper right, lower right, lower left) where
+/// the legend box covers no band, line or error bar; the upper left when
+/// each does. The box size is estimated from the names the way plotters
+/// lays them out (30 px of key, 10 px margins, ~7.3 px a character at 16 px,
+/// 16 px a line) against a plotting area of about 700 × 390 px.
+fn legend_corner(
+    models: &[&str],
+    sums: &[Summary],
+    single: bool,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let longest = models.iter().map(|m| m.chars().count()).max().unwrap_or(0);
+    // A little more than the box: it sits 5 px in, and a marker has a radius.
+    let w = (50.0 + 7.3 * longest as f64 + 15.0) / 700.0 * (x1 - x0);
+    let h = (20.0 + 16.0 * models.len() as f64 + 15.0) / 390.0 * (y1 - y0);
+    let covers = |(bx0, bx1): (f64, f64), (by0, by1): (f64, f64)| {
+        models.iter().enumerate().any(|(i, &model)| {
+            let mut pts: Vec<(f64, f64, f64)> = sums
+                .iter()
+                .filter(|s| s.model == model)
+                .map(|s| {
+                    let x = s.malicious + dodge(i, models.len(), single);
+                    (x, s.mean - s.sd, s.mean + s.sd)
+                })
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let hits = |lo: f64, hi: f64| lo <= by1 && hi >= by0;
+            if let [(x, lo, hi)] = pts[..] {
+                return (bx0..=bx1).contains(&x) && hits(lo, hi);
+            }
+            // The band is linear between points: clip each segment to the
+            // box's x span and compare its extent there.
+            pts.windows(2).any(|p| {
+                let ((xa, la, ha), (xb, lb, hb)) = (p[0], p[1]);
+                let (ca, cb) = (xa.max(bx0), xb.min(bx1));
+                if ca > cb {
+                    return false;
+                }
+                let at = |x: f64, a: f64, b: f64| {
+                    if xb > xa {
+                        a + (b - a) * (x - xa) / (xb - xa)
+                    } else {
+                        a
+                    }
+                };
+                let lo = at(ca, la, lb).min(at(cb, la, lb));
+                let hi = at(ca, ha, hb).max(at(cb, ha, hb));
+                hits(lo, hi)
+            })
+        })
+    };
+    let (left, right) = ((x0, x0 + w), (x1 - w, x1));
+    let (top, bottom) = ((y1 - h, y1), (y0, y0 + h));
+    [
+        (SeriesLabelPosition::UpperLeft, left, top),
+        (SeriesLabelPosition::UpperRight, right, top),
+        (SeriesLabelPosition::LowerRight, right, bottom),
+        (SeriesLabelPosition::LowerLeft, left, bottom),
+    ]
+    .into_iter()
+    .find(|&(_, x, y)| !covers(x, y))
+    .map_or(SeriesLabelPosition::UpperLeft, |(c, _, _)| c)
 }
 
 /// (min, max) of finite values; the caller guarantees at least one.
@@ -371,5 +455,34 @@ mod tests {
         assert_eq!(file_name("../x", "a b"), "___x-a_b.svg");
         assert_eq!(colour("some-model"), colour("some-model"));
         assert_ne!(colour("random"), colour("public"));
+    }
+
+    #[test]
+    fn the_legend_takes_a_corner_free_of_data() {
+        let s = |model: &str, malicious, mean| Summary {
+            scenario: "A".into(),
+            model: model.into(),
+            malicious,
+            seeds: 2,
+            mean,
+            sd: 0.01,
+        };
+        let corner = |sums: &[Summary]| {
+            let models = ["random", "public"];
+            match legend_corner(&models, sums, false, (0.085, 0.415), (0.0, 1.15)) {
+                SeriesLabelPosition::UpperLeft => "upper left",
+                SeriesLabelPosition::UpperRight => "upper right",
+                SeriesLabelPosition::LowerRight => "lower right",
+                SeriesLabelPosition::LowerLeft => "lower left",
+                _ => "elsewhere",
+            }
+        };
+        let rising = [s("random", 0.1, 0.1), s("random", 0.4, 1.0)];
+        assert_eq!(corner(&rising), "upper left");
+        let falling = [s("random", 0.1, 1.0), s("random", 0.4, 0.1)];
+        assert_eq!(corner(&falling), "upper right");
+        // Both upper corners taken: a line at the top.
+        let flat_high = [s("random", 0.1, 1.0), s("random", 0.4, 1.0)];
+        assert_eq!(corner(&flat_high), "lower right");
     }
 }
