@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use trustmesh::simulate::{self, report, Model, ScenarioKind, SimConfig};
+use trustmesh::simulate::{self, plot, report, Model, ScenarioKind, SimConfig};
 
 use super::device::DeviceArgs;
 
@@ -48,7 +49,8 @@ pub struct SimulateArgs {
     camouflage: f64,
     #[command(flatten)]
     device: DeviceArgs,
-    /// Report directory: results.parquet and report.md.
+    /// Report directory: results.parquet, report.md and an SVG plot per
+    /// scenario and metric.
     #[arg(long, default_value = "report")]
     out: PathBuf,
     /// Keep every run's logs under OUT/logs.
@@ -125,13 +127,27 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .with_context(|| format!("--device {}", a.device.device))?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let rows = simulate::run(&cfg, backend.as_ref())?;
+    let bar = progress_bar(cfg.runs());
+    let rows = simulate::run_with_progress(&cfg, backend.as_ref(), &mut |d| {
+        bar.set_message(format!(
+            "last: {} m={} seed {}",
+            d.model.name(),
+            d.malicious,
+            d.seed
+        ));
+        bar.set_position(d.done);
+    });
+    // Cleared on failure too, so the error is not printed after a bar.
+    bar.finish_and_clear();
+    let rows = rows?;
     if !cfg.keep_logs {
         // Each run removed its own directory; the parent goes if empty.
         let _ = std::fs::remove_dir(&cfg.work_dir);
     }
     let results = a.out.join("results.parquet");
     report::write_results(&results, &rows)?;
+    // Next to report.md, which links them by file name.
+    let plots = plot::write_plots(&rows, &a.out)?;
     let header = format!(
         "{} peers, {} pre-trusted, {} epochs of {} queries per peer, {} candidates per query, \
          exploration {}, {} seeds{}; device {}. Mean ± sample sd over seeds; \
@@ -150,13 +166,35 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         },
         backend.name(),
     );
-    let md = report::markdown(&header, &rows);
+    let md = report::markdown(&header, &rows, &plots);
     let md_path = a.out.join("report.md");
     std::fs::write(&md_path, format!("# trustmesh simulate\n\n{md}"))
         .with_context(|| format!("cannot write {}", md_path.display()))?;
-    print!("{md}");
-    println!("wrote {} and {}", results.display(), md_path.display());
+    // The terminal gets the tables alone: an image link is no use there.
+    print!("{}", report::markdown(&header, &rows, &[]));
+    println!(
+        "wrote {}, {} and {} plots in {}",
+        results.display(),
+        md_path.display(),
+        plots.len(),
+        a.out.display()
+    );
     Ok(())
+}
+
+/// A bar over all runs on stderr. indicatif's default target hides itself
+/// when stderr is not a terminal (or TERM is `dumb`), so piped output, logs
+/// and CI get nothing from it.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} (eta {eta}) {wide_msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    // Shows 0/N before the first run, which may take a while.
+    bar.tick();
+    bar
 }
 
 #[cfg(test)]
@@ -200,5 +238,14 @@ mod tests {
         assert_eq!(cfg.models, vec![Model::Public, Model::Random]);
         assert!(parse(&["simulate"]).is_err(), "--scenario is required");
         assert!(parse(&["simulate", "--scenario", "E"]).is_err());
+    }
+
+    #[test]
+    fn the_bar_counts_runs() {
+        let cfg = args(&["--scenario", "A", "--malicious", "0.1,0.2", "--seeds", "3"]).config();
+        assert_eq!(cfg.runs(), 2 * 3 * 2);
+        let bar = progress_bar(cfg.runs());
+        assert_eq!(bar.length(), Some(12));
+        bar.finish_and_clear();
     }
 }

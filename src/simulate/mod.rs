@@ -242,16 +242,58 @@ pub struct RunCounts {
     pub last_inauthentic: u64,
 }
 
+/// A run just finished, as told to [`run_with_progress`]'s callback: which
+/// one, and how far the simulation is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunDone {
+    pub model: Model,
+    pub malicious: f64,
+    pub seed: u64,
+    /// Runs finished so far, this one included.
+    pub done: u64,
+    /// All runs of the simulation, [`SimConfig::runs`].
+    pub total: u64,
+}
+
+impl SimConfig {
+    /// Runs of the whole simulation: shares × seeds × models.
+    pub fn runs(&self) -> u64 {
+        (self.malicious.len() as u64)
+            .saturating_mul(self.seeds)
+            .saturating_mul(self.models.len() as u64)
+    }
+}
+
 /// Runs every share × seed × model in that order, sequentially (the engine
 /// parallelises each solve; a result never depends on the thread count).
 pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>> {
+    run_with_progress(cfg, backend, &mut |_| {})
+}
+
+/// [`run`], calling `on_run` after each run. The caller shows progress as it
+/// likes (the CLI draws a bar); the library draws nothing.
+pub fn run_with_progress(
+    cfg: &SimConfig,
+    backend: &dyn TrustBackend,
+    on_run: &mut dyn FnMut(RunDone),
+) -> Result<Vec<ResultRow>> {
     cfg.validate()?;
     let scenario = cfg.scenario();
+    let total = cfg.runs();
+    let mut done = 0;
     let mut rows = Vec::new();
     for &m in &cfg.malicious {
         for seed in 0..cfg.seeds {
             for &model in &cfg.models {
                 let c = run_one(cfg, &scenario, model, m, seed, backend)?;
+                done += 1;
+                on_run(RunDone {
+                    model,
+                    malicious: m,
+                    seed,
+                    done,
+                    total,
+                });
                 let share = |bad: u64, all: u64| {
                     if all == 0 {
                         0.0

@@ -43,8 +43,23 @@ fn trust_cuts_inauthentic_downloads_of_individual_malicious_peers() {
     assert!(public < 0.75 * random, "public {public} vs random {random}");
     // Runs clean up their logs unless asked to keep them.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    // The same seed gives the same results, bit for bit.
-    assert_eq!(simulate::run(&cfg, &CpuBackend).unwrap(), rows);
+    // The same seed gives the same results, bit for bit; with a progress
+    // callback too, which hears of every run once, in order.
+    let mut seen = Vec::new();
+    let again = simulate::run_with_progress(&cfg, &CpuBackend, &mut |d| {
+        seen.push((d.model, d.seed, d.done, d.total))
+    })
+    .unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(
+        seen,
+        [
+            (Model::Random, 0, 1, 4),
+            (Model::Public, 0, 2, 4),
+            (Model::Random, 1, 3, 4),
+            (Model::Public, 1, 4, 4),
+        ]
+    );
 }
 
 #[test]
@@ -131,7 +146,10 @@ fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count
         .ok()
     };
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    run(&a, "2").stdout_has(&["| malicious | random | public | public vs random |"]);
+    let done = run(&a, "2");
+    done.stdout_has(&["| malicious | random | public | public vs random |"]);
+    // stderr is a pipe here, not a terminal: no progress bar.
+    assert!(!done.stderr.contains("runs"), "{done}");
     run(&b, "1");
     let results = read_results(&a.join("results.parquet"));
     assert_eq!(results.len(), 12);
@@ -139,6 +157,20 @@ fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count
     assert_eq!(results, read_results(&b.join("results.parquet")));
     let md = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(md.contains("| 0.2 |"), "{md}");
+    // A plot per metric next to the results, each linked from the report.
+    for metric in [
+        metric::INAUTHENTIC,
+        metric::INAUTHENTIC_LAST,
+        metric::DOWNLOADS,
+    ] {
+        let name = format!("A-{metric}.svg");
+        let svg = std::fs::read_to_string(a.join(&name)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("public"), "{name}");
+        assert!(
+            md.contains(&format!("]({name})")),
+            "{name} not linked:\n{md}"
+        );
+    }
     assert!(
         !a.join("logs").exists(),
         "logs are removed unless --keep-logs"
