@@ -16,7 +16,7 @@ use super::{metric, ResultRow};
 use crate::error::{Error, Result};
 
 const SIZE: (u32, u32) = (800, 500);
-/// Band and error bar opacity: bands of several models overlap.
+/// Opacity of the ± sd bands: those of several models overlap.
 const BAND_ALPHA: f64 = 0.18;
 
 /// Writes one SVG per (scenario, metric) of `rows`, `<scenario>-<metric>.svg`
@@ -168,14 +168,34 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
             .draw()
             .map_err(draw_error)?;
 
-        for (i, &model) in models.iter().enumerate() {
-            let c = colour(model);
+        let series = |model: &str| {
             let mut pts: Vec<&Summary> = sums.iter().filter(|s| s.model == model).collect();
             pts.sort_by(|a, b| a.malicious.total_cmp(&b.malicious));
+            pts
+        };
+        // Bands first, so that none veils another model's line.
+        for &model in &models {
+            let pts = series(model);
+            if pts.len() > 1 {
+                let band: Vec<(f64, f64)> = pts
+                    .iter()
+                    .map(|s| (s.malicious, s.mean + s.sd))
+                    .chain(pts.iter().rev().map(|s| (s.malicious, s.mean - s.sd)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        band,
+                        colour(model).mix(BAND_ALPHA).filled(),
+                    )))
+                    .map_err(draw_error)?;
+            }
+        }
+        for (i, &model) in models.iter().enumerate() {
+            let c = colour(model);
+            let pts = series(model);
             let dodge = dodge(i, models.len(), single);
             let xy = |s: &Summary| (s.malicious + dodge, s.mean);
-            if pts.len() == 1 {
-                let s = pts[0];
+            if let [s] = pts[..] {
                 chart
                     .draw_series(std::iter::once(ErrorBar::new_vertical(
                         s.malicious + dodge,
@@ -187,17 +207,6 @@ fn render(scenario: &str, m: &str, sums: &[Summary]) -> Result<Option<String>> {
                     )))
                     .map_err(draw_error)?;
             } else {
-                let band: Vec<(f64, f64)> = pts
-                    .iter()
-                    .map(|s| (s.malicious, s.mean + s.sd))
-                    .chain(pts.iter().rev().map(|s| (s.malicious, s.mean - s.sd)))
-                    .collect();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        band,
-                        c.mix(BAND_ALPHA).filled(),
-                    )))
-                    .map_err(draw_error)?;
                 chart
                     .draw_series(LineSeries::new(
                         pts.iter().map(|s| xy(s)),
