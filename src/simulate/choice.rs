@@ -11,6 +11,69 @@
 /// The paper's exploration share: 10% of choices go to zero-trust candidates.
 pub const DEFAULT_EXPLORATION: f64 = 0.1;
 
+/// How a peer turns trust into a choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rule {
+    /// With probability proportional to trust ([`choose`]), the EigenTrust
+    /// paper's rule: load spreads, a modest edge in trust is a modest edge
+    /// in business.
+    #[default]
+    Proportional,
+    /// The most trusted candidate ([`choose_top`]), as a ranking shown to a
+    /// user or an orchestrator picking the best-rated agent does: a small
+    /// edge in trust wins the query.
+    Top,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Proportional => "proportional",
+            Rule::Top => "top",
+        }
+    }
+
+    /// The chosen candidate under this rule; see [`choose`].
+    pub fn pick(
+        self,
+        candidates: &[usize],
+        trust: Option<&[f64]>,
+        exploration: f64,
+        u_explore: f64,
+        u_pick: f64,
+    ) -> usize {
+        match self {
+            Rule::Proportional => choose(candidates, trust, exploration, u_explore, u_pick),
+            Rule::Top => choose_top(candidates, trust, exploration, u_explore, u_pick),
+        }
+    }
+}
+
+/// As [`choose`] (exploration, uniform without trust), but otherwise the
+/// candidate of highest trust; ties go to the earliest in `candidates`,
+/// which callers draw in random order.
+pub fn choose_top(
+    candidates: &[usize],
+    trust: Option<&[f64]>,
+    exploration: f64,
+    u_explore: f64,
+    u_pick: f64,
+) -> usize {
+    let Some(t) = trust else {
+        return choose(candidates, None, exploration, u_explore, u_pick);
+    };
+    if u_explore < exploration || candidates.iter().all(|&c| t[c] <= 0.0) {
+        return choose(candidates, trust, exploration, u_explore, u_pick);
+    }
+    let mut best = candidates[0];
+    for &c in &candidates[1..] {
+        if t[c] > t[best] {
+            best = c;
+        }
+    }
+    best
+}
+
 /// The chosen candidate (an element of `candidates`, which is not empty).
 ///
 /// `trust` is the model's global trust vector over all peers, `None` for the
@@ -93,5 +156,20 @@ mod tests {
         assert_eq!(choose(&[1, 2], Some(&t), 0.1, 0.05, 0.1), 1);
         // All candidates at zero trust: uniform.
         assert_eq!(choose(&[0, 3], Some(&t), 0.1, 0.5, 0.6), 3);
+    }
+
+    #[test]
+    fn top_takes_the_most_trusted_and_explores_alike() {
+        let t = [0.0, 0.25, 0.75, 0.0, 0.75];
+        let c = [0, 1, 2, 3, 4];
+        // Whatever u_pick: the highest trust, the first of a tie.
+        for u in [0.0, 0.5, 0.999] {
+            assert_eq!(Rule::Top.pick(&c, Some(&t), 0.1, 0.5, u), 2);
+        }
+        assert_eq!(Rule::Top.pick(&[4, 2], Some(&t), 0.1, 0.5, 0.0), 4);
+        // Exploration and the no-trust cases follow the proportional rule.
+        assert_eq!(Rule::Top.pick(&c, Some(&t), 0.1, 0.05, 0.7), 3);
+        assert_eq!(Rule::Top.pick(&[0, 3], Some(&t), 0.1, 0.5, 0.6), 3);
+        assert_eq!(Rule::Top.pick(&c, None, 0.1, 0.5, 0.5), 2);
     }
 }

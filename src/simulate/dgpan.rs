@@ -5,8 +5,12 @@
 //!
 //! Peers serve queries in five topics. Attackers serve honestly in every
 //! topic but one, `code_review_security`, where they defect; spies serve
-//! honestly everywhere and rate every attacker up in that topic (the bridge
-//! that carries trust to them). Every identity holds stake. A defection is
+//! honestly everywhere and rate every attacker up in `code_generation`,
+//! where the attackers build their reputation, and the attackers rate the
+//! spies back. A defection (a security
+//! review that waves a flaw through) looks like good service to the querier,
+//! who rates it +1: only a fraud proof exposes it, which is why the paper
+//! needs them. Every identity holds stake. A defection is
 //! caught by a verified fraud proof with probability `detection`; under the
 //! models that slash, that burns the identity's stake and the attacker
 //! whitewashes: the identity leaves and the attacker re-enters under a fresh
@@ -17,7 +21,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::choice::choose;
 use super::log::{self, Interaction};
 use super::scenario::{draw_adversaries, Role};
 use super::scoring::{self, TopicTrust};
@@ -35,8 +38,17 @@ pub const TOPICS: [&str; 5] = [
     "data_analysis",
     "creative_writing",
 ];
+/// The topic where attackers build reputation, with the spies' help.
+pub const BUILD_TOPIC: usize = 0;
 /// The topic attackers defect in.
 pub const ATTACK_TOPIC: usize = 1;
+
+/// The one layer of the `public` model's log: a topic-blind platform keeps
+/// no topic, and one EigenTrust over all topics merged is EigenTrust over
+/// one graph. (Scoring the five topics as layers would instead average five
+/// row-normalised layers, in which a rater silent in a topic sends that
+/// topic's share to pre-trust: a different model.)
+pub const MERGED_LAYER: &str = "all";
 
 /// The name of the scenario in results.
 pub const NAME: &str = "dgpan";
@@ -250,6 +262,9 @@ pub fn run_one(
     let mut proofs: Vec<(usize, String)> = Vec::new();
     let mut trust: Option<TopicTrust> = None;
     let mut pool: Vec<usize> = Vec::new();
+    let merged = model == Model::Public;
+    let layers: &[&str] = if merged { &[MERGED_LAYER] } else { &TOPICS };
+    let layer = |k: usize| if merged { 0 } else { k };
     for e in 0..cfg.epochs {
         if e == join_epoch {
             for &i in &newcomers {
@@ -273,7 +288,7 @@ pub fn run_one(
                 partial_shuffle(&mut pool, c, &mut rng);
                 let (u_explore, u_pick, u_detect) =
                     (rng.next_f64(), rng.next_f64(), rng.next_f64());
-                let dst = choose(
+                let dst = cfg.choice.pick(
                     &pool[..c],
                     trust.as_ref().map(|t| t.topic(k)),
                     cfg.exploration,
@@ -281,11 +296,12 @@ pub fn run_one(
                     u_pick,
                 );
                 let defect = ids.roles[dst] == Role::Malicious && k == ATTACK_TOPIC;
+                // The querier cannot tell a defection from good service.
                 rows.push(Interaction {
                     src,
                     dst,
-                    layer: k,
-                    outcome: if defect { -1.0 } else { 1.0 },
+                    layer: layer(k),
+                    outcome: 1.0,
                 });
                 if k == ATTACK_TOPIC {
                     counts.attack_queries += 1;
@@ -301,15 +317,29 @@ pub fn run_one(
                 }
             }
         }
-        // Spies vouch for every active attacker in the attacked topic.
-        for &s in active.iter().filter(|&&i| ids.roles[i] == Role::Spy) {
-            for &a in active.iter().filter(|&&i| ids.roles[i] == Role::Malicious) {
-                rows.push(Interaction {
-                    src: s,
-                    dst: a,
-                    layer: ATTACK_TOPIC,
-                    outcome: 1.0,
-                });
+        // Spies and attackers vouch for each other where reputation is
+        // built: every spy for every attacker and back, a closed loop that
+        // keeps the trust honest peers give any of them.
+        let spies: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| ids.roles[i] == Role::Spy)
+            .collect();
+        let attackers: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| ids.roles[i] == Role::Malicious)
+            .collect();
+        for &s in &spies {
+            for &a in &attackers {
+                for (src, dst) in [(s, a), (a, s)] {
+                    rows.push(Interaction {
+                        src,
+                        dst,
+                        layer: layer(BUILD_TOPIC),
+                        outcome: 1.0,
+                    });
+                }
             }
         }
         for r in &rows {
@@ -320,7 +350,7 @@ pub fn run_one(
             &log_dir.join(format!("epoch-{e:05}.parquet")),
             e,
             &ids.names,
-            &TOPICS,
+            layers,
             &rows,
         )?;
         // Whitewashing: a slashed identity is worthless; its attacker leaves
@@ -340,8 +370,8 @@ pub fn run_one(
             let inputs = scoring::Inputs {
                 base: &base.0,
                 mg_base: &base.0,
-                topics: &TOPICS,
-                by_topic: true,
+                topics: layers,
+                by_topic: !merged,
                 stake: base.1,
                 fraud_proofs: base.2,
                 index: &ids.index,

@@ -16,6 +16,7 @@
 pub mod choice;
 pub mod dgpan;
 pub mod log;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod scoring;
@@ -29,6 +30,7 @@ use crate::score::ScoreConfig;
 use crate::trust::TrustBackend;
 
 pub use choice::DEFAULT_EXPLORATION;
+pub use plot::write_plots;
 pub use report::{summarise, write_results, Summary};
 pub use scenario::{Classic, Epoch, Market, Role, Scenario, Slot};
 
@@ -147,6 +149,8 @@ pub enum ScenarioKind {
     B,
     C,
     D,
+    /// A camouflaged ring praising itself in a free `review` layer.
+    Ring,
     /// The DG-PAN paper's topic-switching experiment ([`dgpan`]).
     Dgpan,
 }
@@ -159,6 +163,7 @@ impl ScenarioKind {
             ScenarioKind::B => "B",
             ScenarioKind::C => "C",
             ScenarioKind::D => "D",
+            ScenarioKind::Ring => "ring",
             ScenarioKind::Dgpan => dgpan::NAME,
         }
     }
@@ -183,6 +188,8 @@ pub struct SimConfig {
     pub queries: usize,
     pub candidates: usize,
     pub exploration: f64,
+    /// How choices follow trust.
+    pub choice: choice::Rule,
     pub pretrusted: usize,
     pub camouflage: f64,
     /// Scenario `dgpan`'s own parameters.
@@ -206,6 +213,7 @@ impl SimConfig {
             queries: DEFAULT_QUERIES,
             candidates: DEFAULT_CANDIDATES,
             exploration: DEFAULT_EXPLORATION,
+            choice: choice::Rule::Proportional,
             pretrusted: DEFAULT_PRETRUSTED,
             camouflage: DEFAULT_CAMOUFLAGE,
             dgpan: dgpan::DgpanParams::default(),
@@ -223,6 +231,9 @@ impl SimConfig {
                 authentic: self.camouflage,
             },
             ScenarioKind::D => Classic::D,
+            ScenarioKind::Ring => Classic::Ring {
+                authentic: self.camouflage,
+            },
             ScenarioKind::Dgpan => return None,
         })
     }
@@ -350,15 +361,58 @@ pub struct RunCounts {
     pub last_inauthentic: u64,
 }
 
+/// A run just finished, as told to [`run_with_progress`]'s callback: which
+/// one, and how far the simulation is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunDone {
+    pub model: Model,
+    pub malicious: f64,
+    pub seed: u64,
+    /// Runs finished so far, this one included.
+    pub done: u64,
+    /// All runs of the simulation, [`SimConfig::runs`].
+    pub total: u64,
+}
+
+impl SimConfig {
+    /// Runs of the whole simulation: shares × seeds × models.
+    pub fn runs(&self) -> u64 {
+        (self.malicious.len() as u64)
+            .saturating_mul(self.seeds)
+            .saturating_mul(self.models.len() as u64)
+    }
+}
+
 /// Runs every share × seed × model in that order, sequentially (the engine
 /// parallelises each solve; a result never depends on the thread count).
 pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>> {
+    run_with_progress(cfg, backend, &mut |_| {})
+}
+
+/// [`run`], calling `on_run` after each run. The caller shows progress as it
+/// likes (the CLI draws a bar); the library draws nothing.
+pub fn run_with_progress(
+    cfg: &SimConfig,
+    backend: &dyn TrustBackend,
+    on_run: &mut dyn FnMut(RunDone),
+) -> Result<Vec<ResultRow>> {
     cfg.validate()?;
+    let total = cfg.runs();
+    let mut done = 0;
     let mut rows = Vec::new();
     for &m in &cfg.malicious {
         for seed in 0..cfg.seeds {
             for &model in &cfg.models {
-                for (metric, value) in run_metrics(cfg, model, m, seed, backend)? {
+                let metrics = run_metrics(cfg, model, m, seed, backend)?;
+                done += 1;
+                on_run(RunDone {
+                    model,
+                    malicious: m,
+                    seed,
+                    done,
+                    total,
+                });
+                for (metric, value) in metrics {
                     rows.push(ResultRow {
                         scenario: cfg.scenario.name().to_string(),
                         model: model.name().to_string(),
@@ -431,6 +485,7 @@ pub fn run_one(
         queries: cfg.queries,
         candidates: cfg.candidates,
         exploration: cfg.exploration,
+        rule: cfg.choice,
     };
     let names: Vec<String> = (0..cfg.peers).map(|i| format!("p{i:05}")).collect();
     let index: HashMap<String, usize> = names

@@ -2,12 +2,12 @@
 //! means and spreads per scenario.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt64Array};
 
-use super::{metric, ResultRow};
+use super::{dgpan, metric, plot, ResultRow};
 use crate::error::Result;
 use crate::parquet_out;
 
@@ -92,11 +92,44 @@ pub fn summarise(rows: &[ResultRow], metric: &str) -> Vec<Summary> {
 /// The Markdown report: `header` (a paragraph describing the run), then per
 /// scenario a table of the inauthentic share by malicious share and model
 /// (mean ± sd over seeds) and each model's reduction against `random`.
-pub fn markdown(header: &str, rows: &[ResultRow]) -> String {
+///
+/// `plots` are the files of [`super::plot::write_plots`], in the report's
+/// directory: each is linked as an image by its file name under the table of
+/// its (scenario, metric), and those of metrics without a table at the end.
+pub fn markdown(header: &str, rows: &[ResultRow], plots: &[PathBuf]) -> String {
     let mut out = String::new();
+    let mut linked = vec![false; plots.len()];
+    let mut image = |out: &mut String, scenario: &str, metric: &str| {
+        let name = plot::file_name(scenario, metric);
+        if let Some(i) = plots
+            .iter()
+            .position(|p| p.file_name().is_some_and(|f| *f == *name))
+        {
+            linked[i] = true;
+            let _ = writeln!(out, "![Scenario {scenario}: {metric}]({name})\n");
+        }
+    };
     for (title, m) in [
-        ("all epochs", metric::INAUTHENTIC),
-        ("last epoch", metric::INAUTHENTIC_LAST),
+        (
+            "inauthentic share of honest downloads, all epochs",
+            metric::INAUTHENTIC,
+        ),
+        (
+            "inauthentic share of honest downloads, last epoch",
+            metric::INAUTHENTIC_LAST,
+        ),
+        (
+            "attack success, the share of the attacked topic's queries served by a defector",
+            dgpan::metric::ATTACK_SUCCESS,
+        ),
+        (
+            "attackers' burn-only ROI, (gain − stake burned) / stake posted",
+            dgpan::metric::ROI,
+        ),
+        (
+            "honest newcomers' trust after their first epoch over established honest peers'",
+            dgpan::metric::COLD_START,
+        ),
     ] {
         let sums = summarise(rows, m);
         let mut scenarios: Vec<&str> = Vec::new();
@@ -119,10 +152,7 @@ pub fn markdown(header: &str, rows: &[ResultRow]) -> String {
             }
             let others: Vec<&str> = models.iter().copied().filter(|&m| m != "random").collect();
             let has_random = models.contains(&"random");
-            let _ = writeln!(
-                out,
-                "## Scenario {scenario}: inauthentic share of honest downloads, {title}\n"
-            );
+            let _ = writeln!(out, "## Scenario {scenario}: {title}\n");
             if !header.is_empty() {
                 let _ = writeln!(out, "{header}\n");
             }
@@ -163,6 +193,20 @@ pub fn markdown(header: &str, rows: &[ResultRow]) -> String {
                 out.push('\n');
             }
             out.push('\n');
+            image(&mut out, scenario, m);
+        }
+    }
+    let rest: Vec<&PathBuf> = plots
+        .iter()
+        .zip(&linked)
+        .filter(|(_, &l)| !l)
+        .map(|(p, _)| p)
+        .collect();
+    if !rest.is_empty() {
+        out.push_str("## Plots of the other metrics\n\n");
+        for p in rest {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            let _ = writeln!(out, "![{}]({name})\n", name.trim_end_matches(".svg"));
         }
     }
     out
@@ -195,7 +239,7 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!((s[0].mean - 0.25).abs() < 1e-12 && (s[0].sd - 0.0707).abs() < 1e-4);
         assert_eq!((s[1].mean, s[1].sd, s[1].seeds), (0.05, 0.0, 2));
-        let md = markdown("", &rows);
+        let md = markdown("", &rows, &[]);
         assert!(
             md.contains("| malicious | random | public | public vs random |"),
             "{md}"
@@ -204,5 +248,25 @@ mod tests {
             md.contains("| 0.2 | 0.2500 ± 0.0707 | 0.0500 ± 0.0000 | -80.0% |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn plots_are_linked_under_their_tables_and_the_rest_at_the_end() {
+        let rows = [row("random", 0, 0.2), row("public", 0, 0.05)];
+        let dir = Path::new("out");
+        let plots = [
+            dir.join("A-inauthentic.svg"),
+            dir.join("A-honest_downloads.svg"),
+        ];
+        let md = markdown("", &rows, &plots);
+        let table = md.find("| 0.2 |").unwrap();
+        let img = md
+            .find("![Scenario A: inauthentic](A-inauthentic.svg)")
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(table < img, "{md}");
+        let rest = md.find("## Plots of the other metrics").unwrap();
+        assert!(img < rest, "{md}");
+        assert!(md.contains("![A-honest_downloads](A-honest_downloads.svg)"));
+        assert!(!markdown("", &rows, &[]).contains("!["));
     }
 }

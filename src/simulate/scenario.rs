@@ -9,7 +9,7 @@
 //! download. The classic models are those of the EigenTrust paper (Kamvar,
 //! Schlosser, Garcia-Molina, WWW 2003, §7.2).
 
-use super::choice::choose;
+use super::choice::Rule;
 use super::log::{Interaction, LAYER};
 use crate::graph::synthetic::SplitMix64;
 use crate::score::ScoreConfig;
@@ -55,6 +55,8 @@ pub struct Market {
     pub candidates: usize,
     /// Share of choices that explore zero-trust candidates.
     pub exploration: f64,
+    /// How the rest of the choices follow trust.
+    pub rule: Rule,
 }
 
 /// One epoch's log and what it cost honest peers.
@@ -171,7 +173,13 @@ pub trait Scenario {
                         }
                         let (u_explore, u_pick, u_serve) =
                             (rng.next_f64(), rng.next_f64(), rng.next_f64());
-                        let dst = choose(&pool[..k], trust, market.exploration, u_explore, u_pick);
+                        let dst = market.rule.pick(
+                            &pool[..k],
+                            trust,
+                            market.exploration,
+                            u_explore,
+                            u_pick,
+                        );
                         let authentic = self.authentic(market.roles[dst], u_serve);
                         if role == Role::Honest {
                             out.honest_downloads += 1;
@@ -233,7 +241,16 @@ pub enum Classic {
     /// Spies: [`SPY_SHARE`] of the adversaries serve authentic files and
     /// praise a uniformly drawn member of the rest, a B collective.
     D,
+    /// A ring in a free layer: a camouflaged collective (as C) whose praise
+    /// goes in the `review` layer, which costs nothing, while honest peers'
+    /// downloads are paid for: each is a `payment` row and a `review` row.
+    /// The cheap/costly corroboration rule (`--cheap review --costly
+    /// payment`) is what `mg` adds against it.
+    Ring { authentic: f64 },
 }
+
+/// The ring scenario's layers: the costly one first.
+pub const RING_LAYERS: [&str; 2] = ["payment", "review"];
 
 impl Classic {
     /// The next malicious peer after `peer` in index order, cyclic; `None`
@@ -253,6 +270,35 @@ impl Scenario for Classic {
             Classic::B => "B",
             Classic::C { .. } => "C",
             Classic::D => "D",
+            Classic::Ring { .. } => "ring",
+        }
+    }
+
+    fn layers(&self) -> &'static [&'static str] {
+        match self {
+            Classic::Ring { .. } => &RING_LAYERS,
+            _ => &[LAYER],
+        }
+    }
+
+    fn rating_layers(&self) -> &'static [usize] {
+        match self {
+            Classic::Ring { .. } => &[0, 1],
+            _ => &[0],
+        }
+    }
+
+    fn praise_layer(&self) -> usize {
+        match self {
+            Classic::Ring { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    fn mg_defences(&self, cfg: &mut ScoreConfig) {
+        if let Classic::Ring { .. } = self {
+            cfg.cheap = vec![RING_LAYERS[1].to_string()];
+            cfg.costly = vec![RING_LAYERS[0].to_string()];
         }
     }
 
@@ -282,7 +328,9 @@ impl Scenario for Classic {
     fn authentic(&self, provider: Role, u: f64) -> bool {
         match (provider, self) {
             (Role::Honest | Role::Spy, _) => true,
-            (Role::Malicious, Classic::C { authentic }) => u < *authentic,
+            (Role::Malicious, Classic::C { authentic } | Classic::Ring { authentic }) => {
+                u < *authentic
+            }
             (Role::Malicious, _) => false,
         }
     }
@@ -346,6 +394,7 @@ mod tests {
             queries: 40,
             candidates: 8,
             exploration: 0.1,
+            rule: Rule::Proportional,
         };
         let e = Classic::A.epoch(&market, None, &mut rng);
         assert_eq!(e.honest_downloads, 40 * 40);

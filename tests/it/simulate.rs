@@ -7,7 +7,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use trustmesh::simulate::{self, metric, summarise, Model, ScenarioKind, SimConfig};
+use trustmesh::simulate::{self, dgpan, metric, summarise, Model, ScenarioKind, SimConfig};
 use trustmesh::trust::CpuBackend;
 
 use crate::common::*;
@@ -43,8 +43,23 @@ fn trust_cuts_inauthentic_downloads_of_individual_malicious_peers() {
     assert!(public < 0.75 * random, "public {public} vs random {random}");
     // Runs clean up their logs unless asked to keep them.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    // The same seed gives the same results, bit for bit.
-    assert_eq!(simulate::run(&cfg, &CpuBackend).unwrap(), rows);
+    // The same seed gives the same results, bit for bit; with a progress
+    // callback too, which hears of every run once, in order.
+    let mut seen = Vec::new();
+    let again = simulate::run_with_progress(&cfg, &CpuBackend, &mut |d| {
+        seen.push((d.model, d.seed, d.done, d.total))
+    })
+    .unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(
+        seen,
+        [
+            (Model::Random, 0, 1, 4),
+            (Model::Public, 0, 2, 4),
+            (Model::Random, 1, 3, 4),
+            (Model::Public, 1, 4, 4),
+        ]
+    );
 }
 
 #[test]
@@ -131,7 +146,10 @@ fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count
         .ok()
     };
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    run(&a, "2").stdout_has(&["| malicious | random | public | public vs random |"]);
+    let done = run(&a, "2");
+    done.stdout_has(&["| malicious | random | public | public vs random |"]);
+    // stderr is a pipe here, not a terminal: no progress bar.
+    assert!(!done.stderr.contains("runs"), "{done}");
     run(&b, "1");
     let results = read_results(&a.join("results.parquet"));
     assert_eq!(results.len(), 12);
@@ -139,6 +157,20 @@ fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count
     assert_eq!(results, read_results(&b.join("results.parquet")));
     let md = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(md.contains("| 0.2 |"), "{md}");
+    // A plot per metric next to the results, each linked from the report.
+    for metric in [
+        metric::INAUTHENTIC,
+        metric::INAUTHENTIC_LAST,
+        metric::DOWNLOADS,
+    ] {
+        let name = format!("A-{metric}.svg");
+        let svg = std::fs::read_to_string(a.join(&name)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("public"), "{name}");
+        assert!(
+            md.contains(&format!("]({name})")),
+            "{name} not linked:\n{md}"
+        );
+    }
     assert!(
         !a.join("logs").exists(),
         "logs are removed unless --keep-logs"
@@ -159,4 +191,117 @@ fn the_command_writes_results_and_a_table_and_repeats_itself_on_any_thread_count
     ]
     .fails(1)
     .stderr_has(&["--malicious must be in [0, 1), got 1.5"]);
+}
+
+/// Mean of `metric` for `model` (one share in the rows).
+fn mean_of(rows: &[simulate::ResultRow], model: &str, metric: &str) -> f64 {
+    summarise(rows, metric)
+        .into_iter()
+        .find(|s| s.model == model)
+        .unwrap_or_else(|| panic!("no {model} {metric} in the results"))
+        .mean
+}
+
+#[test]
+fn dgpan_topic_switching_beats_public_trust_and_slashing_is_what_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig {
+        peers: 40,
+        epochs: 6,
+        seeds: 2,
+        models: vec![
+            Model::Random,
+            Model::Public,
+            Model::PerTopic,
+            Model::Mg,
+            Model::MgNoSlashing,
+        ],
+        ..SimConfig::new(ScenarioKind::Dgpan, vec![0.3], dir.path().to_path_buf())
+    };
+    cfg.dgpan.queries = 20;
+    let rows = simulate::run(&cfg, &CpuBackend).unwrap();
+    let success = |m| mean_of(&rows, m, dgpan::metric::ATTACK_SUCCESS);
+    let roi = |m| mean_of(&rows, m, dgpan::metric::ROI);
+    let whitewashes = |m| mean_of(&rows, m, dgpan::metric::WHITEWASHES);
+    // Reputation built in one topic and spent in another: the topic-blind
+    // model sends honest queries to the defectors more than chance does.
+    assert!(
+        success("public") > 1.3 * success("random"),
+        "public {} vs random {}",
+        success("public"),
+        success("random")
+    );
+    // MG-EigenTrust holds them off; without slashing it does not.
+    assert!(success("mg") < 0.7 * success("per-topic"), "{rows:?}");
+    assert!(success("mg") < 0.7 * success("mg-no-slashing"), "{rows:?}");
+    // Slashing burns more stake than the defections earn, and the
+    // attackers come back under fresh identities; nothing else slashes.
+    assert!(roi("mg") < 0.0 && roi("random") > 0.0, "{rows:?}");
+    assert!(whitewashes("mg") >= 1.0, "{rows:?}");
+    for m in ["random", "public", "per-topic", "mg-no-slashing"] {
+        assert_eq!(whitewashes(m), 0.0, "{m}");
+    }
+    // Honest newcomers get a cold-start figure under every trust model.
+    assert!(rows
+        .iter()
+        .any(|r| r.model == "mg" && r.metric == dgpan::metric::COLD_START));
+    // The same seed gives the same results, bit for bit.
+    assert_eq!(simulate::run(&cfg, &CpuBackend).unwrap(), rows);
+}
+
+#[test]
+fn corroboration_beats_plain_eigentrust_against_a_ring_in_a_free_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        models: vec![Model::Random, Model::Public, Model::Mg],
+        keep_logs: true,
+        ..small(ScenarioKind::Ring, dir.path())
+    };
+    let rows = simulate::run(&cfg, &CpuBackend).unwrap();
+    let (public, mg) = (mean(&rows, "public"), mean(&rows, "mg"));
+    assert!(mg < 0.85 * public, "mg {mg} vs public {public}");
+    // The log has both layers: paid downloads and free reviews.
+    let log = dir.path().join("ring-mg-m0.2-s0/log");
+    let out = dir.path().join("scores.parquet");
+    let report = dir.path().join("report.json");
+    trustmesh!["score", "--log", &log, "--device", "cpu", "--out", &out, "--report", &report].ok();
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        report.contains("\"payment\"") && report.contains("\"review\""),
+        "{report}"
+    );
+}
+
+#[test]
+fn models_a_scenario_cannot_give_and_bad_dgpan_parameters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    trustmesh![
+        "simulate",
+        "--scenario",
+        "A",
+        "--models",
+        "random,per-topic",
+        "--device",
+        "cpu",
+        "--out",
+        dir.path()
+    ]
+    .fails(1)
+    .stderr_has(&[
+        "--models",
+        "`per-topic` needs a scenario whose layers are topics",
+    ]);
+    trustmesh![
+        "simulate",
+        "--scenario",
+        "dgpan",
+        "--detection",
+        "1.5",
+        "--device",
+        "cpu",
+        "--out",
+        dir.path()
+    ]
+    .fails(1)
+    .stderr_has(&["--detection must be in [0, 1], got 1.5"]);
 }
