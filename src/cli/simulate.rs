@@ -17,7 +17,8 @@ use super::device::DeviceArgs;
 pub struct SimulateArgs {
     /// Threat model: A individual malicious, B malicious collective, C
     /// camouflaged collective, D spies (EigenTrust paper, §7.2); ring a
-    /// camouflaged ring praising itself in a free review layer; dgpan the
+    /// camouflaged ring praising itself in a free review layer; sybil
+    /// malicious peers with fake identities praising them; dgpan the
     /// DG-PAN paper's topic-switching attack.
     #[arg(long, value_enum, ignore_case = true)]
     scenario: Scenario,
@@ -58,6 +59,9 @@ pub struct SimulateArgs {
     /// authentic.
     #[arg(long, default_value_t = simulate::DEFAULT_CAMOUFLAGE)]
     camouflage: f64,
+    /// sybil: fake identities per malicious peer.
+    #[arg(long, default_value_t = simulate::DEFAULT_SYBILS)]
+    sybils: usize,
     /// dgpan: queries per topic per epoch.
     #[arg(long, default_value_t = DgpanParams::default().queries)]
     queries_per_topic: usize,
@@ -98,6 +102,7 @@ enum Scenario {
     #[value(name = "D")]
     D,
     Ring,
+    Sybil,
     Dgpan,
 }
 
@@ -140,6 +145,7 @@ impl SimulateArgs {
             Scenario::C => ScenarioKind::C,
             Scenario::D => ScenarioKind::D,
             Scenario::Ring => ScenarioKind::Ring,
+            Scenario::Sybil => ScenarioKind::Sybil,
             Scenario::Dgpan => ScenarioKind::Dgpan,
         };
         let mut models = Vec::new();
@@ -167,6 +173,7 @@ impl SimulateArgs {
             exploration: self.exploration,
             pretrusted: self.pretrusted_peers,
             camouflage: self.camouflage,
+            sybils: self.sybils,
             choice: match self.choice {
                 ChoiceArg::Proportional => Rule::Proportional,
                 ChoiceArg::Top => Rule::Top,
@@ -285,6 +292,8 @@ fn header(cfg: &SimConfig, device: &str) -> String {
             cfg.choice.name(),
             if matches!(cfg.scenario, ScenarioKind::C | ScenarioKind::Ring) {
                 format!(", camouflage f = {}", cfg.camouflage)
+            } else if cfg.scenario == ScenarioKind::Sybil {
+                format!(", {} fake identities per malicious peer", cfg.sybils)
             } else {
                 String::new()
             },

@@ -47,6 +47,9 @@ pub const DEFAULT_PRETRUSTED: usize = 3;
 /// Scenario C's share of authentic service by the collective (the paper's f).
 pub const DEFAULT_CAMOUFLAGE: f64 = 0.5;
 
+/// Scenario `sybil`'s fake identities per malicious peer.
+pub const DEFAULT_SYBILS: usize = 10;
+
 /// Metric names of the results.
 pub mod metric {
     /// Inauthentic downloads over all downloads by honest peers, all epochs.
@@ -151,6 +154,8 @@ pub enum ScenarioKind {
     D,
     /// A camouflaged ring praising itself in a free `review` layer.
     Ring,
+    /// Malicious peers with fake identities praising them.
+    Sybil,
     /// The DG-PAN paper's topic-switching experiment ([`dgpan`]).
     Dgpan,
 }
@@ -164,6 +169,7 @@ impl ScenarioKind {
             ScenarioKind::C => "C",
             ScenarioKind::D => "D",
             ScenarioKind::Ring => "ring",
+            ScenarioKind::Sybil => "sybil",
             ScenarioKind::Dgpan => dgpan::NAME,
         }
     }
@@ -192,6 +198,8 @@ pub struct SimConfig {
     pub choice: choice::Rule,
     pub pretrusted: usize,
     pub camouflage: f64,
+    /// Scenario `sybil`: fake identities per malicious peer.
+    pub sybils: usize,
     /// Scenario `dgpan`'s own parameters.
     pub dgpan: dgpan::DgpanParams,
     /// Where each run writes its logs, one directory per run.
@@ -216,6 +224,7 @@ impl SimConfig {
             choice: choice::Rule::Proportional,
             pretrusted: DEFAULT_PRETRUSTED,
             camouflage: DEFAULT_CAMOUFLAGE,
+            sybils: DEFAULT_SYBILS,
             dgpan: dgpan::DgpanParams::default(),
             work_dir,
             keep_logs: false,
@@ -233,6 +242,9 @@ impl SimConfig {
             ScenarioKind::D => Classic::D,
             ScenarioKind::Ring => Classic::Ring {
                 authentic: self.camouflage,
+            },
+            ScenarioKind::Sybil => Classic::Sybil {
+                per_malicious: self.sybils,
             },
             ScenarioKind::Dgpan => return None,
         })
@@ -487,7 +499,16 @@ pub fn run_one(
         exploration: cfg.exploration,
         rule: cfg.choice,
     };
-    let names: Vec<String> = (0..cfg.peers).map(|i| format!("p{i:05}")).collect();
+    // Peers first, then any fake identities the scenario adds.
+    let names: Vec<String> = (0..market.roles.len())
+        .map(|i| {
+            if i < cfg.peers {
+                format!("p{i:05}")
+            } else {
+                format!("s{:05}", i - cfg.peers)
+            }
+        })
+        .collect();
     let index: HashMap<String, usize> = names
         .iter()
         .enumerate()
@@ -515,11 +536,14 @@ pub fn run_one(
     }
     let mut mg_cfg = score_cfg.clone();
     scenario.mg_defences(&mut mg_cfg);
+    if scenario.registry() && model == Model::Mg {
+        mg_cfg.registry = Some(registry(&dir, &names, &market.roles)?);
+    }
 
     // Before any interaction EigenTrust's vector is the pre-trust p.
     let mut trust = model
         .uses_trust()
-        .then(|| scoring::TopicTrust::shared(initial_trust(cfg)));
+        .then(|| scoring::TopicTrust::shared(initial_trust(cfg, names.len())));
     let mut counts = RunCounts::default();
     for e in 0..cfg.epochs {
         let epoch = scenario.epoch(&market, trust.as_ref().map(|t| t.topic(0)), &mut rng);
@@ -543,7 +567,7 @@ pub fn run_one(
                 stake: None,
                 fraud_proofs: None,
                 index: &index,
-                identities: cfg.peers,
+                identities: names.len(),
             };
             trust = scoring::trust(model, &inputs, backend)?;
         }
@@ -554,14 +578,30 @@ pub fn run_one(
     Ok(counts)
 }
 
-/// p: uniform over the pre-trusted peers, or over all when there are none.
-fn initial_trust(cfg: &SimConfig) -> Vec<f64> {
+/// An identity registry (BAID ledger) at `dir/registry.jsonl` with every
+/// identity that serves, under a fresh key each; fake identities are left
+/// out.
+fn registry(dir: &Path, names: &[String], roles: &[Role]) -> Result<PathBuf> {
+    let path = dir.join("registry.jsonl");
+    for (name, role) in names.iter().zip(roles) {
+        if role.serves() {
+            let key = crate::identity::key::generate();
+            crate::identity::ledger::Ledger::append_register(&path, &key, name, None, 0)
+                .map_err(|e| Error::internal(format!("simulated registry: {e}")))?;
+        }
+    }
+    Ok(path)
+}
+
+/// p: uniform over the pre-trusted peers, or over all `identities` when
+/// there are none.
+fn initial_trust(cfg: &SimConfig, identities: usize) -> Vec<f64> {
     let k = if cfg.pretrusted == 0 {
-        cfg.peers
+        identities
     } else {
         cfg.pretrusted
     };
-    (0..cfg.peers)
+    (0..identities)
         .map(|i| if i < k { 1.0 / k as f64 } else { 0.0 })
         .collect()
 }

@@ -25,11 +25,18 @@ pub enum Role {
     /// Scenario D's spy: serves authentic files (so honest peers trust it)
     /// and rates the malicious collective up.
     Spy,
+    /// A fake identity of the sybil scenario: holds no files, only rates.
+    Sybil,
 }
 
 impl Role {
     pub fn is_adversary(self) -> bool {
         self != Role::Honest
+    }
+
+    /// Whether the identity holds files and answers queries.
+    pub fn serves(self) -> bool {
+        self != Role::Sybil
     }
 }
 
@@ -94,6 +101,13 @@ pub trait Scenario {
     /// (beside the consistency gate, which it always applies): nothing by
     /// default.
     fn mg_defences(&self, _cfg: &mut ScoreConfig) {}
+
+    /// Whether `mg` filters raters by an identity registry, in which the
+    /// identities of role [`Role::serves`] are registered (a registry prices
+    /// identities; fake ones are not in it).
+    fn registry(&self) -> bool {
+        false
+    }
 
     /// Roles of `peers` peers of which `adversaries` are not honest, never
     /// among the first `pretrusted` (pre-trusted peers are honest by
@@ -163,7 +177,7 @@ pub trait Scenario {
                     }),
                     Slot::Download => {
                         pool.clear();
-                        pool.extend((0..n).filter(|&j| j != peer));
+                        pool.extend((0..n).filter(|&j| j != peer && market.roles[j].serves()));
                         let k = market.candidates.min(pool.len());
                         // Partial Fisher-Yates: the first k of `pool`.
                         let last = pool.len() - 1;
@@ -247,6 +261,13 @@ pub enum Classic {
     /// The cheap/costly corroboration rule (`--cheap review --costly
     /// payment`) is what `mg` adds against it.
     Ring { authentic: f64 },
+    /// Individual malicious peers (as A), each with `per_malicious` fake
+    /// identities that hold no files and rate their owner up every query
+    /// slot. Against it `mg` keeps only raters in the identity registry,
+    /// where the fakes are not. The attack needs uniform pre-trust
+    /// (`--pretrusted-peers 0`): with pre-trusted peers, identities nobody
+    /// trusted have no trust to give.
+    Sybil { per_malicious: usize },
 }
 
 /// The ring scenario's layers: the costly one first.
@@ -271,7 +292,12 @@ impl Scenario for Classic {
             Classic::C { .. } => "C",
             Classic::D => "D",
             Classic::Ring { .. } => "ring",
+            Classic::Sybil { .. } => "sybil",
         }
+    }
+
+    fn registry(&self) -> bool {
+        matches!(self, Classic::Sybil { .. })
     }
 
     fn layers(&self) -> &'static [&'static str] {
@@ -315,6 +341,10 @@ impl Scenario for Classic {
             Classic::D => (drawn.len() as f64 * SPY_SHARE).floor() as usize,
             _ => 0,
         };
+        let sybils = match self {
+            Classic::Sybil { per_malicious } => drawn.len() * per_malicious,
+            _ => 0,
+        };
         for (k, i) in drawn.into_iter().enumerate() {
             roles[i] = if k < spies {
                 Role::Spy
@@ -322,6 +352,7 @@ impl Scenario for Classic {
                 Role::Malicious
             };
         }
+        roles.extend(std::iter::repeat_n(Role::Sybil, sybils));
         roles
     }
 
@@ -331,13 +362,24 @@ impl Scenario for Classic {
             (Role::Malicious, Classic::C { authentic } | Classic::Ring { authentic }) => {
                 u < *authentic
             }
-            (Role::Malicious, _) => false,
+            (Role::Malicious | Role::Sybil, _) => false,
         }
     }
 
     fn adversary_slot(&self, peer: usize, roles: &[Role], u: f64) -> Slot {
         match (self, roles[peer]) {
-            (Classic::A, _) => Slot::Download,
+            (Classic::A, _) | (Classic::Sybil { .. }, Role::Malicious) => Slot::Download,
+            (Classic::Sybil { .. }, _) => {
+                let owners: Vec<usize> = (0..roles.len())
+                    .filter(|&j| roles[j] == Role::Malicious)
+                    .collect();
+                if owners.is_empty() {
+                    Slot::Idle
+                } else {
+                    let k = ((u * owners.len() as f64) as usize).min(owners.len() - 1);
+                    Slot::Praise(owners[k])
+                }
+            }
             (Classic::D, Role::Spy) => {
                 let collective: Vec<usize> = (0..roles.len())
                     .filter(|&j| roles[j] == Role::Malicious)

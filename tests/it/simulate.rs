@@ -305,3 +305,28 @@ fn models_a_scenario_cannot_give_and_bad_dgpan_parameters_are_refused() {
     .fails(1)
     .stderr_has(&["--detection must be in [0, 1], got 1.5"]);
 }
+
+#[test]
+fn sybils_capture_open_trust_and_the_identity_registry_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        models: vec![Model::Random, Model::Public, Model::Mg],
+        pretrusted: 0,
+        keep_logs: true,
+        ..small(ScenarioKind::Sybil, dir.path())
+    };
+    let rows = simulate::run(&cfg, &CpuBackend).unwrap();
+    let (random, public, mg) = (
+        mean(&rows, "random"),
+        mean(&rows, "public"),
+        mean(&rows, "mg"),
+    );
+    // Uniform pre-trust hands every fake identity trust to pass on.
+    assert!(public > 1.5 * random, "public {public} vs random {random}");
+    // Raters outside the registry are dropped: the fakes count for nothing.
+    assert!(mg < 0.5 * public, "mg {mg} vs public {public}");
+    // The registry is a real BAID ledger with the serving peers only.
+    let ledger = dir.path().join("sybil-mg-m0.2-s0/registry.jsonl");
+    let registered = std::fs::read_to_string(&ledger).unwrap().lines().count();
+    assert_eq!(registered, 40, "{}", ledger.display());
+}
