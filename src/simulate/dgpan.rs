@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::log::{self, Interaction};
-use super::scenario::{draw_adversaries, Role};
+use super::scenario::{draw_adversaries, partial_shuffle, Role};
 use super::scoring::{self, TopicTrust};
 use super::{path_arg, world_seed, Model, SimConfig};
 use crate::error::{params, Error, Result};
@@ -179,15 +179,6 @@ struct Counts {
     posted: f64,
     whitewashes: u64,
     cold_start: Option<f64>,
-}
-
-/// The first `k` of `pool` become a uniform draw without replacement.
-fn partial_shuffle(pool: &mut [usize], k: usize, rng: &mut SplitMix64) {
-    let last = pool.len().saturating_sub(1);
-    for i in 0..k.min(pool.len()) {
-        let j = i + (rng.next_f64() * (pool.len() - i) as f64) as usize;
-        pool.swap(i, j.min(last));
-    }
 }
 
 /// One run of `model` at adversary share `m`: the metrics, in order.

@@ -179,12 +179,7 @@ pub trait Scenario {
                         pool.clear();
                         pool.extend((0..n).filter(|&j| j != peer && market.roles[j].serves()));
                         let k = market.candidates.min(pool.len());
-                        // Partial Fisher-Yates: the first k of `pool`.
-                        let last = pool.len() - 1;
-                        for i in 0..k {
-                            let j = i + (rng.next_f64() * (pool.len() - i) as f64) as usize;
-                            pool.swap(i, j.min(last));
-                        }
+                        partial_shuffle(&mut pool, k, rng);
                         let (u_explore, u_pick, u_serve) =
                             (rng.next_f64(), rng.next_f64(), rng.next_f64());
                         let dst = market.rule.pick(
@@ -226,13 +221,19 @@ pub fn draw_adversaries(
 ) -> Vec<usize> {
     let mut pool: Vec<usize> = (pretrusted..peers).collect();
     let k = adversaries.min(pool.len());
+    partial_shuffle(&mut pool, k, rng);
+    pool.truncate(k);
+    pool
+}
+
+/// Partial Fisher-Yates: the first `k` of `pool` become a uniform draw
+/// without replacement, one uniform each.
+pub fn partial_shuffle(pool: &mut [usize], k: usize, rng: &mut SplitMix64) {
     let last = pool.len().saturating_sub(1);
-    for i in 0..k {
+    for i in 0..k.min(pool.len()) {
         let j = i + (rng.next_f64() * (pool.len() - i) as f64) as usize;
         pool.swap(i, j.min(last));
     }
-    pool.truncate(k);
-    pool
 }
 
 /// The share of scenario D's adversaries that are spies; the rest are the
@@ -369,18 +370,9 @@ impl Scenario for Classic {
     fn adversary_slot(&self, peer: usize, roles: &[Role], u: f64) -> Slot {
         match (self, roles[peer]) {
             (Classic::A, _) | (Classic::Sybil { .. }, Role::Malicious) => Slot::Download,
-            (Classic::Sybil { .. }, _) => {
-                let owners: Vec<usize> = (0..roles.len())
-                    .filter(|&j| roles[j] == Role::Malicious)
-                    .collect();
-                if owners.is_empty() {
-                    Slot::Idle
-                } else {
-                    let k = ((u * owners.len() as f64) as usize).min(owners.len() - 1);
-                    Slot::Praise(owners[k])
-                }
-            }
-            (Classic::D, Role::Spy) => {
+            // A spy or a fake identity praises a uniformly drawn member of
+            // the collective it serves.
+            (Classic::D, Role::Spy) | (Classic::Sybil { .. }, Role::Sybil) => {
                 let collective: Vec<usize> = (0..roles.len())
                     .filter(|&j| roles[j] == Role::Malicious)
                     .collect();

@@ -23,11 +23,7 @@ fn small(scenario: ScenarioKind, work: &Path) -> SimConfig {
 
 /// Mean inauthentic share of `model` (one share in the rows).
 fn mean(rows: &[simulate::ResultRow], model: &str) -> f64 {
-    summarise(rows, metric::INAUTHENTIC)
-        .into_iter()
-        .find(|s| s.model == model)
-        .unwrap_or_else(|| panic!("no {model} in the results"))
-        .mean
+    mean_of(rows, model, metric::INAUTHENTIC)
 }
 
 #[test]
