@@ -17,6 +17,7 @@ pub mod choice;
 pub mod dgpan;
 pub mod log;
 pub mod plot;
+pub mod rendezvous;
 pub mod report;
 pub mod scenario;
 pub mod scoring;
@@ -401,40 +402,76 @@ pub fn run(cfg: &SimConfig, backend: &dyn TrustBackend) -> Result<Vec<ResultRow>
     run_with_progress(cfg, backend, &mut |_| {})
 }
 
-/// [`run`], calling `on_run` after each run. The caller shows progress as it
-/// likes (the CLI draws a bar); the library draws nothing.
+/// Runs at most this many at once: each is a thread, and a batched engine
+/// call waits for all of them.
+pub const MAX_CONCURRENT_RUNS: usize = 256;
+
+/// [`run`], calling `on_run` after each run, in run order. The caller shows
+/// progress as it likes (the CLI draws a bar); the library draws nothing.
+///
+/// Runs go on side by side, a thread each, in groups of at most
+/// [`MAX_CONCURRENT_RUNS`]; every run scores its own log through the `score`
+/// entry points, and the solves of a group are gathered into batched engine
+/// calls ([`rendezvous`]). The back ends solve each column as if alone, so
+/// the results are those of running one run at a time.
 pub fn run_with_progress(
     cfg: &SimConfig,
     backend: &dyn TrustBackend,
     on_run: &mut dyn FnMut(RunDone),
 ) -> Result<Vec<ResultRow>> {
     cfg.validate()?;
-    let total = cfg.runs();
-    let mut done = 0;
-    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
     for &m in &cfg.malicious {
         for seed in 0..cfg.seeds {
             for &model in &cfg.models {
-                let metrics = run_metrics(cfg, model, m, seed, backend)?;
-                done += 1;
-                on_run(RunDone {
-                    model,
-                    malicious: m,
-                    seed,
-                    done,
-                    total,
+                jobs.push((m, seed, model));
+            }
+        }
+    }
+    let total = jobs.len() as u64;
+    let mut metrics: Vec<Option<Result<Vec<(&'static str, f64)>>>> =
+        jobs.iter().map(|_| None).collect();
+    let mut reported = 0usize;
+    for (g, group) in jobs.chunks(MAX_CONCURRENT_RUNS).enumerate() {
+        let first = g * MAX_CONCURRENT_RUNS;
+        let coordinator = rendezvous::Coordinator::new(backend);
+        let hubs: Vec<_> = group.iter().map(|_| coordinator.join()).collect();
+        std::thread::scope(|scope| {
+            for (k, (&(m, seed, model), hub)) in group.iter().zip(hubs).enumerate() {
+                scope.spawn(move || {
+                    let r = run_metrics(cfg, model, m, seed, &hub);
+                    hub.finish((first + k, r));
                 });
-                for (metric, value) in metrics {
-                    rows.push(ResultRow {
-                        scenario: cfg.scenario.name().to_string(),
-                        model: model.name().to_string(),
+            }
+            coordinator.serve(&mut |(i, r)| {
+                metrics[i] = Some(r);
+                // Report in run order: each run once all before it are done.
+                while reported < jobs.len() && metrics[reported].is_some() {
+                    let (m, seed, model) = jobs[reported];
+                    reported += 1;
+                    on_run(RunDone {
+                        model,
                         malicious: m,
                         seed,
-                        metric: metric.to_string(),
-                        value,
+                        done: reported as u64,
+                        total,
                     });
                 }
-            }
+            });
+        });
+    }
+    let mut rows = Vec::new();
+    for ((m, seed, model), r) in jobs.into_iter().zip(metrics) {
+        let r = r.ok_or_else(|| Error::internal("a simulation run gave no result"))?;
+        for (metric, value) in r? {
+            rows.push(ResultRow {
+                scenario: cfg.scenario.name().to_string(),
+                model: model.name().to_string(),
+                malicious: m,
+                seed,
+                metric: metric.to_string(),
+                value,
+            });
         }
     }
     Ok(rows)

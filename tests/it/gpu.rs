@@ -198,3 +198,45 @@ fn gpu_gather_ahead_agrees_with_the_default() {
         .fails(1)
         .stderr_has(&["TRUSTMESH_GPU_GATHER_AHEAD=4: expected 0 or 1"]);
 }
+
+/// `simulate` batches many runs' solves into single engine calls: on the
+/// GPU that is one `solve_many` over every run's matrices at once.
+#[test]
+fn gpu_simulate_batches_runs_and_repeats_itself() {
+    use trustmesh::simulate::{self, dgpan, Model, ScenarioKind, SimConfig};
+    let Some(gpu) = gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig {
+        peers: 40,
+        epochs: 4,
+        seeds: 2,
+        models: vec![Model::Random, Model::Public, Model::Mg],
+        ..SimConfig::new(ScenarioKind::Dgpan, vec![0.3], dir.path().to_path_buf())
+    };
+    cfg.dgpan.queries = 20;
+    let rows = simulate::run(&cfg, &gpu).unwrap();
+    assert_eq!(
+        rows,
+        simulate::run(&cfg, &gpu).unwrap(),
+        "same device, same bits"
+    );
+    assert!(rows.iter().all(|r| r.value.is_finite()));
+    // `random` never asks the engine: the same as on the CPU, bit for bit.
+    let cpu = simulate::run(&cfg, &trustmesh::trust::CpuBackend).unwrap();
+    let random = |rows: &[simulate::ResultRow]| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r.model == "random")
+            .map(|r| r.value)
+            .collect()
+    };
+    assert_eq!(random(&rows), random(&cpu));
+    let mean = |model: &str| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.model == model && r.metric == dgpan::metric::ATTACK_SUCCESS)
+            .map(|r| r.value)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(mean("mg") < mean("public"), "{rows:?}");
+}
