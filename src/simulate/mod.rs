@@ -429,8 +429,7 @@ pub fn run_with_progress(
         }
     }
     let total = jobs.len() as u64;
-    let mut metrics: Vec<Option<Result<Vec<(&'static str, f64)>>>> =
-        jobs.iter().map(|_| None).collect();
+    let mut metrics: Vec<Option<Result<Metrics>>> = jobs.iter().map(|_| None).collect();
     let mut reported = 0usize;
     for (g, group) in jobs.chunks(MAX_CONCURRENT_RUNS).enumerate() {
         let first = g * MAX_CONCURRENT_RUNS;
@@ -477,6 +476,9 @@ pub fn run_with_progress(
     Ok(rows)
 }
 
+/// A run's metrics: (name, value), in the scenario's order.
+pub type Metrics = Vec<(&'static str, f64)>;
+
 /// One run's metrics, in the scenario's order.
 pub fn run_metrics(
     cfg: &SimConfig,
@@ -484,7 +486,7 @@ pub fn run_metrics(
     m: f64,
     seed: u64,
     backend: &dyn TrustBackend,
-) -> Result<Vec<(&'static str, f64)>> {
+) -> Result<Metrics> {
     let Some(scenario) = cfg.classic() else {
         return dgpan::run_one(cfg, model, m, seed, backend);
     };
