@@ -55,10 +55,11 @@ pub struct SimulateArgs {
     /// Pre-trusted peers (honest); 0 for uniform pre-trust.
     #[arg(long, default_value_t = simulate::DEFAULT_PRETRUSTED)]
     pretrusted_peers: usize,
-    /// Scenarios C and ring: share of the collective's service that is
-    /// authentic.
-    #[arg(long, default_value_t = simulate::DEFAULT_CAMOUFLAGE)]
-    camouflage: f64,
+    /// Scenarios C and ring: shares of the collective's service that are
+    /// authentic, comma-separated; several make a series each, named
+    /// `C f=0.3` and so on.
+    #[arg(long, value_delimiter = ',', default_values_t = [simulate::DEFAULT_CAMOUFLAGE])]
+    camouflage: Vec<f64>,
     /// sybil: fake identities per malicious peer.
     #[arg(long, default_value_t = simulate::DEFAULT_SYBILS)]
     sybils: usize,
@@ -172,7 +173,7 @@ impl SimulateArgs {
             candidates: self.candidates,
             exploration: self.exploration,
             pretrusted: self.pretrusted_peers,
-            camouflage: self.camouflage,
+            camouflage: self.camouflage[0],
             sybils: self.sybils,
             choice: match self.choice {
                 ChoiceArg::Proportional => Rule::Proportional,
@@ -202,19 +203,49 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .with_context(|| format!("--device {}", a.device.device))?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let bar = progress_bar(cfg.runs());
-    let rows = simulate::run_with_progress(&cfg, backend.as_ref(), &mut |d| {
-        bar.set_message(format!(
-            "last: {} m={} seed {}",
-            d.model.name(),
-            d.malicious,
-            d.seed
-        ));
-        bar.set_position(d.done);
-    });
-    // Cleared on failure too, so the error is not printed after a bar.
+    // One series per camouflage value where the scenario has one.
+    let sweep: Vec<f64> = if matches!(cfg.scenario, ScenarioKind::C | ScenarioKind::Ring) {
+        a.camouflage.clone()
+    } else {
+        vec![cfg.camouflage]
+    };
+    let bar = progress_bar(cfg.runs() * sweep.len() as u64);
+    let mut rows = Vec::new();
+    for (k, &f) in sweep.iter().enumerate() {
+        let mut series = SimConfig {
+            camouflage: f,
+            ..cfg.clone()
+        };
+        if sweep.len() > 1 {
+            series.work_dir = cfg.work_dir.join(format!("f{f}"));
+        }
+        let before = k as u64 * cfg.runs();
+        let got = simulate::run_with_progress(&series, backend.as_ref(), &mut |d| {
+            bar.set_message(format!(
+                "last: {} m={} seed {}",
+                d.model.name(),
+                d.malicious,
+                d.seed
+            ));
+            bar.set_position(before + d.done);
+        });
+        let mut got = match got {
+            Ok(r) => r,
+            Err(e) => {
+                // Cleared on failure too, so the error is not printed after a bar.
+                bar.finish_and_clear();
+                return Err(e.into());
+            }
+        };
+        if sweep.len() > 1 {
+            for r in &mut got {
+                r.scenario = format!("{} f={f}", r.scenario);
+            }
+            let _ = std::fs::remove_dir(&series.work_dir);
+        }
+        rows.extend(got);
+    }
     bar.finish_and_clear();
-    let rows = rows?;
     if !cfg.keep_logs {
         // Each run removed its own directory; the parent goes if empty.
         let _ = std::fs::remove_dir(&cfg.work_dir);
@@ -223,7 +254,12 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     report::write_results(&results, &rows)?;
     // Next to report.md, which links them by file name.
     let plots = plot::write_plots(&rows, &a.out)?;
-    let header = header(&cfg, &backend.name());
+    let camouflage = sweep
+        .iter()
+        .map(f64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header = header(&cfg, &camouflage, &backend.name());
     let md = report::markdown(&header, &rows, &plots);
     let md_path = a.out.join("report.md");
     std::fs::write(&md_path, format!("# trustmesh simulate\n\n{md}"))
@@ -256,7 +292,7 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 /// The report's first paragraph: the configuration the tables come from.
-fn header(cfg: &SimConfig, device: &str) -> String {
+fn header(cfg: &SimConfig, camouflage: &str, device: &str) -> String {
     let market = if cfg.scenario == ScenarioKind::Dgpan {
         let d = &cfg.dgpan;
         format!(
@@ -291,7 +327,7 @@ fn header(cfg: &SimConfig, device: &str) -> String {
             cfg.exploration,
             cfg.choice.name(),
             if matches!(cfg.scenario, ScenarioKind::C | ScenarioKind::Ring) {
-                format!(", camouflage f = {}", cfg.camouflage)
+                format!(", camouflage f = {camouflage}")
             } else if cfg.scenario == ScenarioKind::Sybil {
                 format!(", {} fake identities per malicious peer", cfg.sybils)
             } else {

@@ -326,3 +326,44 @@ fn sybils_capture_open_trust_and_the_identity_registry_removes_them() {
     let registered = std::fs::read_to_string(&ledger).unwrap().lines().count();
     assert_eq!(registered, 40, "{}", ledger.display());
 }
+
+#[test]
+fn camouflage_values_make_a_series_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    trustmesh![
+        "simulate",
+        "--scenario",
+        "C",
+        "--camouflage",
+        "0.2,0.8",
+        "--peers",
+        "30",
+        "--malicious",
+        "0.2",
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        &out
+    ]
+    .ok()
+    .stdout_has(&["## Scenario C f=0.2:", "## Scenario C f=0.8:"]);
+    let results = read_results(&out.join("results.parquet"));
+    let mut series: Vec<&str> = results.iter().map(|r| r.0.as_str()).collect();
+    series.dedup();
+    assert_eq!(series, ["C f=0.2", "C f=0.8"]);
+    // Each series is its own world: a more honest collective is met more
+    // often but serves fewer inauthentic files under random choice.
+    let random = |s: &str| {
+        results
+            .iter()
+            .find(|r| r.0 == s && r.1 == "random" && r.4 == metric::INAUTHENTIC)
+            .unwrap()
+            .5
+    };
+    assert!(random("C f=0.2") > random("C f=0.8"), "{results:?}");
+}
