@@ -201,13 +201,14 @@ impl Follower {
         if hashes.len() < 2 || !self.equivocated.insert((publisher, epoch)) {
             return;
         }
-        shared.metrics.equivocations.fetch_add(1, Relaxed);
         for (hash, evidence) in hashes {
             let name = format!("{epoch}-{}.evidence", hex::encode(hash));
             if let Err(e) = shared.store.keep_evidence(&publisher, &name, evidence) {
                 shared.say(&format!("cannot keep evidence: {e}"));
             }
         }
+        // Counted once the evidence is on disk.
+        shared.metrics.equivocations.fetch_add(1, Relaxed);
         shared.say(&format!(
             "EQUIVOCATION: publisher {} signed {} different headers for epoch {epoch}; refusing the epoch, evidence kept under {}",
             hex::encode(publisher),
