@@ -504,7 +504,7 @@ mod tests {
         // Random bytes never panic.
         let mut x: u64 = 0x9e3779b97f4a7c15;
         for n in 0..2000 {
-            let len = (n % (MAX_BYTES + 10)) as usize;
+            let len = n % (MAX_BYTES + 10);
             let mut b = Vec::with_capacity(len);
             for _ in 0..len {
                 x ^= x << 13;

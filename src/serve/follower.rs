@@ -34,6 +34,7 @@
 //! the second claim arrived stays held (epochs never go back), and the node
 //! moves on with the publisher's next epoch.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -187,9 +188,19 @@ impl Follower {
 
     fn record_claim(&mut self, shared: &Shared, a: &Announcement) {
         let key = (a.claim.publisher, a.claim.epoch);
-        let hashes = self.claims.entry(key).or_default();
-        if !hashes.contains_key(&a.claim.header_hash) {
-            hashes.insert(a.claim.header_hash, a.encode().unwrap_or_default());
+        let fresh = match self
+            .claims
+            .entry(key)
+            .or_default()
+            .entry(a.claim.header_hash)
+        {
+            Entry::Vacant(v) => {
+                v.insert(a.encode().unwrap_or_default());
+                true
+            }
+            Entry::Occupied(_) => false,
+        };
+        if fresh {
             self.check_equivocation(shared, key.0, key.1);
         }
     }
@@ -346,8 +357,15 @@ async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failu
     write(HEADER_FILE, &header_bin)?;
     write(BODY_FILE, &body)?;
     write(CLAIM_SIG_FILE, &a.publisher_sig)?;
-    let prev = held.as_ref().map(|h| h.dir.as_path());
-    let verified = crate::snapshot::dir::verify(&staging, prev, now, &pol);
+    // Decoding the body and its Merkle tree is CPU work: off the async
+    // workers, which keep gossip and HTTP going meanwhile.
+    let prev = held.as_ref().map(|h| h.dir.clone());
+    let dir = staging.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        crate::snapshot::dir::verify(&dir, prev.as_deref(), now, &pol)
+    })
+    .await
+    .map_err(|e| Failure::Transient(format!("verification task: {e}")))?;
     if let Err(e) = verified {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(Failure::Rejected(reason(&e), e.to_string()));

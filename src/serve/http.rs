@@ -63,8 +63,11 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     json_response(status, &json!({ "error": message.to_string() }))
 }
 
+/// A refused request: its status and message ([`error`] makes the answer).
+type Refusal = (StatusCode, String);
+
 /// The held snapshot a request is about: `?publisher=HEX`, or the only one.
-fn pick(shared: &Shared, query: Option<&str>) -> Result<HeldSnapshot, Response> {
+fn pick(shared: &Shared, query: Option<&str>) -> Result<HeldSnapshot, Refusal> {
     let wanted = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("publisher=")));
     match wanted {
         Some(h) => {
@@ -72,13 +75,13 @@ fn pick(shared: &Shared, query: Option<&str>) -> Result<HeldSnapshot, Response> 
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| {
-                    error(
+                    (
                         StatusCode::BAD_REQUEST,
-                        "publisher: expected 64 hex characters",
+                        "publisher: expected 64 hex characters".to_string(),
                     )
                 })?;
             shared.held(&key).ok_or_else(|| {
-                error(
+                (
                     StatusCode::NOT_FOUND,
                     format!("no snapshot of publisher {h} here"),
                 )
@@ -87,9 +90,9 @@ fn pick(shared: &Shared, query: Option<&str>) -> Result<HeldSnapshot, Response> 
         None => {
             let mut all = shared.all_held();
             match all.len() {
-                0 => Err(error(StatusCode::NOT_FOUND, "no snapshot yet")),
+                0 => Err((StatusCode::NOT_FOUND, "no snapshot yet".to_string())),
                 1 => Ok(all.remove(0)),
-                n => Err(error(
+                n => Err((
                     StatusCode::BAD_REQUEST,
                     format!("this node holds snapshots of {n} publishers: add ?publisher=HEX"),
                 )),
@@ -133,7 +136,7 @@ pub fn header_json(h: &Header, header_hash: &[u8; 32]) -> Value {
 async fn latest(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     match pick(&shared, q.as_deref()) {
         Ok(h) => json_response(StatusCode::OK, &header_json(&h.header, &h.header_hash)),
-        Err(r) => r,
+        Err((status, m)) => error(status, m),
     }
 }
 
@@ -163,7 +166,7 @@ async fn snapshot_file(
     };
     let held = match pick(&shared, q.as_deref()) {
         Ok(h) => h,
-        Err(r) => return r,
+        Err((status, m)) => return error(status, m),
     };
     // Only committed epochs up to the one the state names: a directory
     // above it was never accepted (a crash between commit and state).
@@ -207,7 +210,7 @@ async fn score(
     }
     let held = match pick(&shared, q.as_deref()) {
         Ok(h) => h,
-        Err(r) => return r,
+        Err((status, m)) => return error(status, m),
     };
     let dir = held.dir.clone();
     let a = agent.clone();

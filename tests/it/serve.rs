@@ -888,6 +888,7 @@ fn serve_propagation_bench() {
         let epoch_at = |a: SocketAddr| epoch_of(a).unwrap_or(0);
         let deadline = Duration::from_secs(120);
         let mut props = Vec::new();
+        let mut recomputes = Vec::new();
         for k in 1..=3u64 {
             if k > 1 {
                 add_log(&logs, &format!("{k}.parquet"));
@@ -897,6 +898,7 @@ fn serve_propagation_bench() {
                 assert!(t.elapsed() < deadline);
                 std::thread::sleep(Duration::from_millis(2));
             }
+            recomputes.push(metric(https[0], "trustmesh_recompute_seconds").unwrap_or(0.0));
             let t0 = Instant::now();
             let mut pending: Vec<SocketAddr> = https[1..].to_vec();
             while !pending.is_empty() {
@@ -922,8 +924,9 @@ fn serve_propagation_bench() {
             sum("trustmesh_gossip_rounds_total"),
         );
         println!(
-            "nodes {n}, gossip every {gossip_ms} ms: propagation of epochs 1..3 after the publisher serves them: {} s; gossip sent per node per round (quiet): {:.0} bytes",
+            "nodes {n}, gossip every {gossip_ms} ms: propagation of epochs 1..3 after the publisher serves them: {} s; recompute (cold, 1..3 copies of the log): {} s; gossip sent per node per round (quiet): {:.0} bytes",
             props.iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>().join(", "),
+            recomputes.iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>().join(", "),
             (b1 - b0) / (r1 - r0).max(1.0)
         );
         let _ = stop_tx.send(true);
