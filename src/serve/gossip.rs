@@ -86,7 +86,9 @@ impl Gossip {
             marked_for_deletion_grace_period: Duration::from_secs(3600),
             catchup_callback: None,
             extra_liveness_predicate: None,
-            protocol_version: ProtocolVersion::V0,
+            // V1 compresses the digest; every node of a trustmesh network runs
+            // this code, so none needs the older format.
+            protocol_version: ProtocolVersion::V1,
         };
         let transport = Counting { sent, received };
         let handle = spawn_chitchat(config, Vec::new(), &transport)

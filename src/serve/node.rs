@@ -237,7 +237,11 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let gossip = Gossip::start(
         GossipConfig {
-            node_id: hex::encode(node_key),
+            // The key's first 8 bytes: unique enough among a network's
+            // nodes, and every gossip digest carries every node's id (the
+            // full 64 hex characters doubled the digest). Ids are not
+            // trusted anyway: announcements carry the full key, signed.
+            node_id: hex::encode(&node_key[..8]),
             listen: cfg.gossip,
             seeds: cfg.seeds.clone(),
             interval: cfg.gossip_interval,

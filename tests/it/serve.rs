@@ -842,9 +842,21 @@ fn serve_propagation_bench() {
         let mut https = Vec::new();
         let mut gossips: Vec<SocketAddr> = Vec::new();
         let mut tasks = Vec::new();
-        for i in 0..n {
-            let http = free_tcp();
-            let gossip = free_udp();
+        // Every port reserved at once, so no two nodes get the same one.
+        let ports: Vec<(TcpListener, UdpSocket)> = (0..n)
+            .map(|_| {
+                (
+                    TcpListener::bind("127.0.0.1:0").unwrap(),
+                    UdpSocket::bind("127.0.0.1:0").unwrap(),
+                )
+            })
+            .collect();
+        let addrs: Vec<(SocketAddr, SocketAddr)> = ports
+            .iter()
+            .map(|(t, u)| (t.local_addr().unwrap(), u.local_addr().unwrap()))
+            .collect();
+        drop(ports);
+        for (i, &(http, gossip)) in addrs.iter().enumerate() {
             // Seeds: the publisher and, for later nodes, one earlier node.
             let mut seeds: Vec<String> = gossips.iter().take(1).map(|a| a.to_string()).collect();
             if i > 1 {
@@ -879,9 +891,15 @@ fn serve_propagation_bench() {
                 quiet: true,
             };
             let mut stop = stop_rx.clone();
-            tasks.push(rt.spawn(run(cfg, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })));
+            tasks.push(rt.spawn(async move {
+                let r = run(cfg, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+                if let Err(e) = &r {
+                    eprintln!("node {i}: {e}");
+                }
+            }));
             https.push(http);
             gossips.push(gossip);
         }
@@ -902,6 +920,10 @@ fn serve_propagation_bench() {
             let t0 = Instant::now();
             let mut pending: Vec<SocketAddr> = https[1..].to_vec();
             while !pending.is_empty() {
+                assert!(
+                    !tasks.iter().any(|t| t.is_finished()),
+                    "a node stopped (its error is on stderr)"
+                );
                 assert!(
                     t0.elapsed() < deadline,
                     "epoch {k}: {} nodes behind",
