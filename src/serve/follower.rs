@@ -123,10 +123,11 @@ impl Follower {
                 }
             };
             let Some(a) = verdict else { continue };
+            let (publisher, epoch) = (a.claim.publisher, a.claim.epoch);
+            shared.metrics.announced(&publisher, epoch);
             if a.node == shared.node_key {
                 continue;
             }
-            let (publisher, epoch) = (a.claim.publisher, a.claim.epoch);
             self.record_claim(shared, &a);
             let held = shared.held(&publisher).map(|h| h.header.epoch);
             if held.is_some_and(|h| epoch < h) {

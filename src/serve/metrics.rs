@@ -22,6 +22,9 @@ pub struct Metrics {
     pub gossip_received: Arc<AtomicU64>,
     pub gossip_rounds: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// The highest epoch seen in a valid announcement, per publisher (hex):
+    /// how far gossip got, whether or not the snapshot is held yet.
+    announced: Mutex<BTreeMap<String, u64>>,
 }
 
 /// One publisher's line of gauges.
@@ -44,6 +47,13 @@ impl Metrics {
             .ok()
             .and_then(|m| m.get(reason).copied())
             .unwrap_or(0)
+    }
+
+    pub fn announced(&self, publisher: &[u8; 32], epoch: u64) {
+        if let Ok(mut m) = self.announced.lock() {
+            let e = m.entry(hex::encode(publisher)).or_default();
+            *e = (*e).max(epoch);
+        }
     }
 
     pub fn recomputed(&self, seconds: f64) {
@@ -69,6 +79,18 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for h in held {
                 let _ = writeln!(out, "{name}{{publisher=\"{}\"}} {}", h.publisher, value(h));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trustmesh_announced_epoch Highest epoch seen in a valid announcement per publisher.\n# TYPE trustmesh_announced_epoch gauge"
+        );
+        if let Ok(m) = self.announced.lock() {
+            for (publisher, epoch) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "trustmesh_announced_epoch{{publisher=\"{publisher}\"}} {epoch}"
+                );
             }
         }
         let simple: [(&str, &str, &str, String); 9] = [
@@ -159,6 +181,8 @@ mod tests {
         m.reject("bad_signature");
         m.reject("bad_signature");
         m.recomputed(1.5);
+        m.announced(&[0xab; 32], 4);
+        m.announced(&[0xab; 32], 3);
         let t = m.render(&[Held {
             publisher: "ab".into(),
             epoch: 3,
@@ -168,6 +192,10 @@ mod tests {
             "trustmesh_epoch{publisher=\"ab\"} 3",
             "trustmesh_agents{publisher=\"ab\"} 10",
             "trustmesh_recompute_seconds 1.5",
+            &format!(
+                "trustmesh_announced_epoch{{publisher=\"{}\"}} 4",
+                "ab".repeat(32)
+            ),
             "trustmesh_snapshots_rejected_total{reason=\"bad_signature\"} 2",
             "trustmesh_equivocations_total 0",
             "trustmesh_peers_alive 0",
