@@ -100,6 +100,8 @@ struct Follower {
     equivocated: HashSet<([u8; 32], u64)>,
     /// (source, publisher, epoch, hash) that served a refused snapshot.
     failed: HashSet<(SocketAddr, [u8; 32], u64, Hash)>,
+    /// (source, publisher, epoch, hash) whose fetch failed and was said.
+    unreachable: HashSet<(SocketAddr, [u8; 32], u64, Hash)>,
     /// (node, publisher, epoch) counted as stale.
     stale: HashSet<([u8; 32], [u8; 32], u64)>,
     /// Rotates the order of sources between rounds.
@@ -109,8 +111,14 @@ struct Follower {
 impl Follower {
     async fn round(&mut self, shared: &Shared, stop: &watch::Receiver<bool>) {
         let entries = shared.gossip.entries(ANNOUNCE_PREFIX).await;
+        // Bounds on memory under a flood of distinct values or claims.
         if self.verdicts.len() > MAX_VERDICTS {
             self.verdicts.clear();
+        }
+        if self.failed.len() + self.unreachable.len() + self.stale.len() > MAX_VERDICTS {
+            self.failed.clear();
+            self.unreachable.clear();
+            self.stale.clear();
         }
         let mut candidates: BTreeMap<[u8; 32], Vec<Announcement>> = BTreeMap::new();
         for e in entries {
@@ -162,7 +170,11 @@ impl Follower {
                     Ok(()) => break,
                     Err(Failure::Transient(why)) => {
                         shared.metrics.fetch_errors.fetch_add(1, Relaxed);
-                        shared.say(&format!("fetch from {}: {why}", a.http));
+                        // Said once per source and claim: a dead peer is
+                        // retried every round.
+                        if self.unreachable.insert(key) {
+                            shared.say(&format!("fetch from {}: {why}", a.http));
+                        }
                     }
                     Err(Failure::Rejected(reason, why)) => {
                         shared.metrics.reject(reason);

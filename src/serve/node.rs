@@ -217,6 +217,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     check_network(&cfg.network).map_err(ServeError::Config)?;
+    if cfg.http.ip().is_unspecified() {
+        return Err(ServeError::Config(format!(
+            "--http {}: the HTTP address is announced to peers, so it must be one they can reach (not {})",
+            cfg.http,
+            cfg.http.ip()
+        )));
+    }
     if cfg.gossip.port() == 0 {
         return Err(ServeError::Config(
             "the gossip address needs a port (peers are given it as a seed)".into(),

@@ -975,3 +975,37 @@ fn serve_propagation_bench() {
         });
     }
 }
+
+/// Configuration mistakes are run errors that say what to fix.
+#[test]
+fn serve_refuses_bad_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("n.key");
+    let pkey = new_key(&key);
+    let state = tmp.path().join("state");
+    let run = |extra: &[&str]| {
+        Trustmesh::new()
+            .args(["serve", "--key"])
+            .arg(&key)
+            .arg("--state")
+            .arg(&state)
+            .args(["--gossip", &free_udp().to_string()])
+            .args(extra.iter().copied())
+    };
+    run(&[]).fails(1).stderr_has(&["nothing to serve"]);
+    run(&["--trust-publisher", "zz"])
+        .fails(1)
+        .stderr_has(&["--trust-publisher zz"]);
+    run(&["--trust-publisher", &pkey, "--http", "0.0.0.0:0"])
+        .fails(1)
+        .stderr_has(&["must be one they can reach"]);
+    run(&["--trust-publisher", &pkey, "--network", "a/b"])
+        .fails(1)
+        .stderr_has(&["network id"]);
+    run(&["--trust-publisher", &pkey, "--interval", "soon"])
+        .fails(1)
+        .stderr_has(&["--interval"]);
+    run(&["--trust-publisher", &pkey, "--mqtt", "mqtts://h:1"])
+        .fails(1)
+        .stderr_has(&["plain mqtt://"]);
+}
