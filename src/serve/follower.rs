@@ -63,6 +63,8 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let interval = shared.gossip.interval();
     let tick = (interval / 2).max(Duration::from_millis(20));
     let start = Instant::now();
+    // A second receiver for the round to look at between publishers.
+    let peek = stop.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -75,7 +77,14 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             (start.elapsed().as_nanos() / interval.as_nanos().max(1)) as u64,
             Relaxed,
         );
-        f.round(&shared, &stop).await;
+        // A round may wait on a slow peer for the fetch timeout: stopping
+        // cancels it. That is safe at any await: the store is committed and
+        // the state written without an await between them, and an
+        // unfinished staging directory is cleared by the next use.
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = f.round(&shared, &peek) => {}
+        }
     }
 }
 
