@@ -3,7 +3,8 @@
 //!
 //! Shutdown (the `shutdown` future given to [`run`] completes, e.g. on
 //! SIGINT or SIGTERM): the HTTP server stops accepting and drains the
-//! requests in flight; the follower stops between fetches and the publisher
+//! requests in flight; the follower stops at once (a fetch under way is
+//! abandoned; see [`super::follower::run`]) and the publisher
 //! between recomputes (a recompute under way finishes and is committed, or
 //! is abandoned before its state is written); the node marks itself as
 //! leaving in gossip and lets that spread for a few rounds; MQTT
