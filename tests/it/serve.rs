@@ -327,6 +327,17 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     assert_eq!(score["epoch"], 2);
     assert!(score["score"].as_f64().unwrap() > 0.0);
     assert_eq!(score["proof"]["format"], "trustmesh-proof-v1");
+    // The proof checks against the header served beside it, offline.
+    let (_, header_bin) = get(followers[0].http, "/snapshot/2/header").unwrap();
+    std::fs::write(d.join("h2.bin"), header_bin).unwrap();
+    std::fs::write(d.join("p.json"), score["proof"].to_string()).unwrap();
+    Trustmesh::new()
+        .args(["snapshot", "verify-proof", "--header"])
+        .arg(d.join("h2.bin"))
+        .arg("--proof")
+        .arg(d.join("p.json"))
+        .args(["--publisher", &pkey])
+        .ok();
 
     // A follower killed (no clean shutdown) while epoch 3 is published.
     followers[3].kill();
