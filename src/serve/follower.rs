@@ -32,7 +32,8 @@
 //! refused whatever its hash, and `trustmesh_equivocations_total` counts
 //! it once per (publisher, epoch). A snapshot of that epoch accepted before
 //! the second claim arrived stays held (epochs never go back), and the node
-//! moves on with the publisher's next epoch.
+//! moves on with the publisher's next epoch. A restarted node reads the
+//! evidence back and keeps refusing those epochs.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -60,6 +61,7 @@ const MAX_VERDICTS: usize = 10_000;
 /// The follower loop: one round per half gossip interval until `stop`.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut f = Follower::default();
+    f.load_refusals(&shared);
     let interval = shared.gossip.interval();
     let tick = (interval / 2).max(Duration::from_millis(20));
     let start = Instant::now();
@@ -203,6 +205,38 @@ impl Follower {
                             .or_insert(header_bin);
                         self.check_equivocation(shared, publisher, best);
                     }
+                }
+            }
+        }
+    }
+
+    /// The epochs refused for equivocation before a restart: those with
+    /// two or more evidence files (`<epoch>-<hash>.evidence`).
+    fn load_refusals(&mut self, shared: &Shared) {
+        for publisher in &shared.trusted {
+            let dir = shared
+                .store
+                .root()
+                .join(hex::encode(publisher))
+                .join("evidence");
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut per_epoch: HashMap<u64, usize> = HashMap::new();
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let epoch = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".evidence"))
+                    .and_then(|n| n.split_once('-'))
+                    .and_then(|(epoch, _)| epoch.parse::<u64>().ok());
+                if let Some(epoch) = epoch {
+                    *per_epoch.entry(epoch).or_default() += 1;
+                }
+            }
+            for (epoch, n) in per_epoch {
+                if n >= 2 {
+                    self.equivocated.insert((*publisher, epoch));
                 }
             }
         }

@@ -524,7 +524,7 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
             Arc::new(AtomicU64::new(0)),
         ))
         .unwrap();
-    let follower = NodeProc::start(
+    let mut follower = NodeProc::start(
         d,
         "f",
         &follower_key,
@@ -694,11 +694,30 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
         Some(2.0),
         "only the two honest snapshots"
     );
-    drop(follower);
-    rt.block_on(async {
-        rogue.leave().await;
-        rogue2.leave().await;
+
+    // The refusal survives a restart: with one of the two claims gone from
+    // gossip and the other one served, the restarted follower still
+    // refuses epoch 3.
+    follower.kill();
+    rt.block_on(rogue2.leave());
+    {
+        // The snapshot the remaining claim names, served honestly.
+        let (epoch, header, body) = &chain.snaps[2];
+        let mut g = good_files.lock().unwrap();
+        g.insert((*epoch, "header".into()), header.clone());
+        g.insert((*epoch, "body".into()), body.clone());
+    }
+    follower.restart();
+    let f = follower.http;
+    wait_until("resumed at epoch 2", || epoch_of(f) == Some(2));
+    let rounds = metric(f, "trustmesh_gossip_rounds_total").unwrap();
+    wait_until("ten more gossip rounds", || {
+        metric(f, "trustmesh_gossip_rounds_total").unwrap() >= rounds + 10.0
     });
+    assert_eq!(epoch_of(f), Some(2));
+    assert_eq!(metric(f, "trustmesh_snapshots_fetched_total"), Some(0.0));
+    drop(follower);
+    rt.block_on(rogue.leave());
 }
 
 /// Whether mosquitto can be started; without it the MQTT test skips, unless
