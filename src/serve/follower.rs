@@ -57,6 +57,8 @@ pub const MAX_BODY_BYTES: u64 = 1 << 30;
 /// Verdicts kept before the cache is emptied (a bound on memory under a
 /// flood of distinct values).
 const MAX_VERDICTS: usize = 10_000;
+/// How many epochs below the held one claims are kept to compare.
+const CLAIM_WINDOW: u64 = 16;
 
 /// The follower loop: one round per half gossip interval until `stop`.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -126,6 +128,14 @@ impl Follower {
         if self.verdicts.len() > MAX_VERDICTS {
             self.verdicts.clear();
         }
+        // Claims of epochs well below the one held are no longer compared
+        // (one per epoch would otherwise pile up for as long as the node
+        // runs); equivocations found are on disk as evidence.
+        self.claims.retain(|(publisher, epoch), _| {
+            shared
+                .held(publisher)
+                .is_none_or(|h| epoch.saturating_add(CLAIM_WINDOW) >= h.header.epoch)
+        });
         if self.failed.len() + self.unreachable.len() + self.stale.len() > MAX_VERDICTS {
             self.failed.clear();
             self.unreachable.clear();
