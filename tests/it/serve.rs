@@ -267,7 +267,7 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     std::fs::create_dir(&logs).unwrap();
     add_log(&logs, "a.parquet");
     let pkey = new_key(&d.join("pub.key"));
-    let publisher = NodeProc::start(
+    let mut publisher = NodeProc::start(
         d,
         "pub",
         &d.join("pub.key"),
@@ -395,6 +395,30 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     wait_until("peers_alive drops to 3 on the publisher", || {
         metric(publisher.http, "trustmesh_peers_alive") == Some(3.0)
     });
+
+    // A restarted publisher resumes at its epoch and publishes nothing new
+    // for unchanged logs; the next log gives the next epoch, chained.
+    assert!(publisher.terminate().success());
+    publisher.restart();
+    let p = publisher.http;
+    assert_eq!(epoch_of(p), Some(3));
+    let rounds = metric(p, "trustmesh_gossip_rounds_total").unwrap();
+    wait_until("five publisher rounds", || {
+        metric(p, "trustmesh_gossip_rounds_total").unwrap() >= rounds + 5.0
+    });
+    assert_eq!(metric(p, "trustmesh_recomputes_total"), Some(0.0));
+    assert_eq!(epoch_of(p), Some(3));
+    add_log(&logs, "d.parquet");
+    let live: Vec<&NodeProc> = std::iter::once(&publisher)
+        .chain(followers[1..].iter())
+        .collect();
+    wait_until("epoch 4 after the publisher's restart", || all(&live, 4));
+    let (_, h4) = get_json(p, "/snapshot/latest").unwrap();
+    let (_, h3bin) = get(followers[1].http, "/snapshot/3/header").unwrap();
+    assert_eq!(
+        h4["prev_header_hash"].as_str().unwrap(),
+        hex::encode(trustmesh::snapshot::header_hash(&h3bin))
+    );
 }
 
 /// A snapshot chain made with the CLI: epochs 1 and 2, and two different
