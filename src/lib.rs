@@ -20,6 +20,7 @@ pub mod parquet_out;
 pub mod provenance;
 pub mod runtime;
 pub mod score;
+pub mod serve;
 pub mod simulate;
 pub mod snapshot;
 pub mod trust;

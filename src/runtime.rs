@@ -1,6 +1,6 @@
 //! The async boundary. DataFusion, which runs the ingest selection, is async;
-//! the rest of the library computes synchronously. Async callers (the CLI, a
-//! future `serve`) await the `*_async` functions on their own runtime; the
+//! the rest of the library computes synchronously. Async callers (the CLI,
+//! `serve`) await the `*_async` functions on their own runtime; the
 //! synchronous functions (`score::run`, `LogTable::select`, …) are thin
 //! wrappers that drive those on one process-wide runtime built on first use,
 //! so no call builds a runtime of its own or spawns threads again.
@@ -24,6 +24,8 @@ pub fn shared() -> Result<&'static Runtime> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(rayon::current_num_threads().max(1))
         .thread_name("trustmesh-async")
+        // Sockets and timers: `serve` runs its node on this runtime too.
+        .enable_all()
         .build()?;
     // Two first callers may race; the loser's runtime is dropped unused.
     Ok(SHARED.get_or_init(|| rt))

@@ -19,6 +19,7 @@ mod iter;
 mod mechanism;
 mod output;
 mod score;
+mod serve;
 mod sign_log;
 mod simulate;
 mod snapshot;
@@ -68,6 +69,10 @@ pub enum Command {
     /// Play a threat model (EigenTrust's A, B, C, D) against the trust
     /// models; every epoch's log is scored as `score` would.
     Simulate(simulate::SimulateArgs),
+    /// Run a node: recompute and sign snapshots as logs arrive (publisher),
+    /// follow trusted publishers by gossip, serve snapshots, scores and
+    /// proofs over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -84,6 +89,7 @@ impl Command {
             Command::Mechanism(a) => mechanism::run(a),
             Command::Stackelberg(a) => stackelberg::run(a),
             Command::Simulate(a) => simulate::run(a),
+            Command::Serve(a) => serve::run(a),
         }
     }
 }

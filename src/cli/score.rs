@@ -26,6 +26,26 @@ pub struct ScoreArgs {
     logs: Vec<String>,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    job: JobArgs,
+    /// One vector per topic (layer) plus `global`, long output format.
+    #[arg(long, conflicts_with_all = ["per_layer", "pretrusted_sets"])]
+    per_topic: bool,
+    /// One vector per scored layer, in one batched call; long output (agent, layer, score, rank).
+    #[arg(long, conflicts_with = "pretrusted_sets")]
+    per_layer: bool,
+    /// Personalised trust for every set in FILE (Parquet or CSV: set, agent) at once;
+    /// long output (agent, set, score, rank).
+    #[arg(long, conflicts_with = "pretrusted")]
+    pretrusted_sets: Option<PathBuf>,
+    #[command(flatten)]
+    topic: TopicArgs,
+}
+
+/// The flags of one scoring job besides its logs and outputs: what `score`
+/// and `serve` (which recomputes with them every interval) share.
+#[derive(Args, Debug)]
+pub struct JobArgs {
     /// Layers to score, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     layers: Option<Vec<String>>,
@@ -67,7 +87,7 @@ pub struct ScoreArgs {
     #[arg(long, value_enum, default_value_t = Distrust::from(DistrustMode::default()))]
     distrust: Distrust,
     #[command(flatten)]
-    device: DeviceArgs,
+    pub device: DeviceArgs,
     /// Scale each rater's feedback by its agreement with the other raters.
     #[arg(long)]
     consistency_gate: bool,
@@ -79,18 +99,6 @@ pub struct ScoreArgs {
     /// registered key (`trustmesh sign-log` fills it).
     #[arg(long, requires = "registry")]
     require_signatures: bool,
-    /// One vector per topic (layer) plus `global`, long output format.
-    #[arg(long, conflicts_with_all = ["per_layer", "pretrusted_sets"])]
-    per_topic: bool,
-    /// One vector per scored layer, in one batched call; long output (agent, layer, score, rank).
-    #[arg(long, conflicts_with = "pretrusted_sets")]
-    per_layer: bool,
-    /// Personalised trust for every set in FILE (Parquet or CSV: set, agent) at once;
-    /// long output (agent, set, score, rank).
-    #[arg(long, conflicts_with = "pretrusted")]
-    pretrusted_sets: Option<PathBuf>,
-    #[command(flatten)]
-    topic: TopicArgs,
 }
 
 /// The options only `--per-topic` has; defaults from [`TopicOptions::default`].
@@ -190,10 +198,17 @@ fn parse_layer_weight(s: &str) -> std::result::Result<(String, f64), String> {
 }
 
 impl ScoreArgs {
-    /// The job's configuration. Durations and instants are parsed here rather
-    /// than by clap so that a bad one is a run error (exit 1) naming the value.
     fn config(&self) -> Result<ScoreConfig> {
-        let mut cfg = ScoreConfig::new(self.logs.clone());
+        self.job.config(self.logs.clone())
+    }
+}
+
+impl JobArgs {
+    /// The job's configuration on `logs`. Durations and instants are parsed
+    /// here rather than by clap so that a bad one is a run error (exit 1)
+    /// naming the value.
+    pub fn config(&self, logs: Vec<String>) -> Result<ScoreConfig> {
+        let mut cfg = ScoreConfig::new(logs);
         cfg.ingest.layers = self.layers.clone();
         cfg.ingest.half_life_s = self
             .half_life
@@ -221,9 +236,10 @@ impl ScoreArgs {
 pub fn run(a: ScoreArgs) -> Result<()> {
     let cfg = a.config()?;
     let backend = a
+        .job
         .device
         .backend()
-        .with_context(|| format!("--device {}", a.device.device))?;
+        .with_context(|| format!("--device {}", a.job.device.device))?;
     let backend = backend.as_ref();
     let outputs = a.output.outputs();
     // The CLI's one runtime is the library's shared one, so `bench`, which
@@ -375,7 +391,10 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
         }
         let a = args(&["--layer-weight", "a=1", "--layer-weight", "b=3"]);
-        assert_eq!(a.layer_weight, vec![("a".into(), 1.0), ("b".into(), 3.0)]);
+        assert_eq!(
+            a.job.layer_weight,
+            vec![("a".into(), 1.0), ("b".into(), 3.0)]
+        );
     }
 
     #[test]

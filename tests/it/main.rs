@@ -10,6 +10,7 @@ mod determinism;
 mod gpu;
 mod identity;
 mod reference;
+mod serve;
 mod simulate;
 mod snapshot;
 mod stackelberg;

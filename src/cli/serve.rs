@@ -1,0 +1,208 @@
+//! `trustmesh serve`: a gossip node that recomputes, signs and spreads
+//! reputation, and serves it over HTTP (docs/serve.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use trustmesh::ingest::time::parse_duration_s;
+use trustmesh::serve::node::{self, NodeConfig, PublishConfig};
+
+use super::score::JobArgs;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Directory of *.parquet logs; a publisher rescans it every --interval.
+    #[arg(long = "log")]
+    log: Option<PathBuf>,
+    /// This node's key file (`id new`): signs its announcements and, with
+    /// --publisher, its snapshots.
+    #[arg(long)]
+    key: PathBuf,
+    /// HTTP address (also announced to peers, so one they can reach).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    http: SocketAddr,
+    /// Gossip (UDP) address.
+    #[arg(long, default_value = "127.0.0.1:7701")]
+    gossip: SocketAddr,
+    /// A node to join through, HOST:PORT of its gossip address; repeatable.
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// How often a publisher rescans --log (500ms, 30s, 2m, ...).
+    #[arg(long, default_value = "30s")]
+    interval: String,
+    /// How often gossip exchanges state with peers.
+    #[arg(long, default_value = "200ms")]
+    gossip_interval: String,
+    /// Recompute and publish snapshots signed by --key.
+    #[arg(long, requires = "log")]
+    publisher: bool,
+    /// Follow this publisher's snapshots (64 hex characters); repeatable.
+    #[arg(long = "trust-publisher")]
+    trust_publisher: Vec<String>,
+    /// Where snapshots and the state live.
+    #[arg(long, default_value = "trustmesh-state")]
+    state: PathBuf,
+    /// Also publish accepted announcements to this MQTT broker
+    /// (mqtt://HOST:PORT).
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// Network id (letters, digits, '.', '_', '-').
+    #[arg(long, default_value = "trustmesh")]
+    network: String,
+    /// How long each published snapshot is valid (s, m, h, d, w).
+    #[arg(long, default_value = "7d")]
+    expires: String,
+    /// How long a fetch from a peer may take.
+    #[arg(long, default_value = "10s")]
+    fetch_timeout: String,
+    /// Print errors only.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// A duration: `500ms`, or what `--half-life` takes (`30s`, `2m`, `1h`,
+/// seconds without a unit).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    if let Some(ms) = t.strip_suffix("ms") {
+        let v: f64 = ms
+            .trim()
+            .parse()
+            .with_context(|| format!("duration `{s}`: expected e.g. 500ms, 30s, 2m"))?;
+        if !(v > 0.0 && v.is_finite() && v < 1e12) {
+            bail!("duration `{s}`: expected a positive number of milliseconds");
+        }
+        return Ok(Duration::from_secs_f64(v / 1e3));
+    }
+    let secs = parse_duration_s(t)?;
+    Duration::try_from_secs_f64(secs).with_context(|| format!("duration `{s}` is out of range"))
+}
+
+fn parse_publisher(s: &str) -> Result<[u8; 32]> {
+    let k = trustmesh::identity::parse_public_key(s)
+        .with_context(|| format!("--trust-publisher {s}"))?;
+    Ok(k.to_bytes())
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    let key =
+        trustmesh::identity::read_key_file(&a.key).with_context(|| a.key.display().to_string())?;
+    let trusted = a
+        .trust_publisher
+        .iter()
+        .map(|s| parse_publisher(s))
+        .collect::<Result<Vec<_>>>()?;
+    if !a.publisher && trusted.is_empty() {
+        bail!("nothing to serve: pass --publisher (with --log) or --trust-publisher KEY");
+    }
+    let interval = parse_duration(&a.interval).context("--interval")?;
+    let gossip_interval = parse_duration(&a.gossip_interval).context("--gossip-interval")?;
+    let fetch_timeout = parse_duration(&a.fetch_timeout).context("--fetch-timeout")?;
+    let ttl = parse_duration_s(&a.expires).context("--expires")?;
+    let publish = match (a.publisher, &a.log) {
+        (true, Some(log)) => {
+            if !log.is_dir() {
+                bail!("--log {}: not a directory", log.display());
+            }
+            let logs = log.to_str().context("--log: not UTF-8")?.to_string();
+            let score = a.job.config(vec![logs])?;
+            let device = a.job.device.clone();
+            Some(PublishConfig {
+                logs: log.clone(),
+                score,
+                interval,
+                ttl_s: ttl.ceil().min(i64::MAX as f64) as i64,
+                backend: Box::new(move || device.backend()),
+            })
+        }
+        _ => None,
+    };
+    let cfg = NodeConfig {
+        key,
+        network: a.network,
+        http: a.http,
+        gossip: a.gossip,
+        seeds: a.seeds,
+        gossip_interval,
+        state_dir: a.state,
+        trusted,
+        publish,
+        mqtt: a.mqtt,
+        fetch_timeout,
+        quiet: a.quiet,
+    };
+    let rt = trustmesh::runtime::shared()?;
+    rt.block_on(node::run(cfg, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        for bad in ["", "ms", "-1s", "0ms", "soon", "1e400ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        let a = match parse(&[
+            "serve",
+            "--key",
+            "k",
+            "--publisher",
+            "--log",
+            "d",
+            "--seed",
+            "127.0.0.1:1",
+            "--seed",
+            "127.0.0.1:2",
+            "--alpha",
+            "0.2",
+        ])
+        .unwrap()
+        {
+            Command::Serve(a) => a,
+            _ => unreachable!("parsed `serve`"),
+        };
+        assert_eq!(a.seeds.len(), 2);
+        assert_eq!(a.job.config(vec!["d".into()]).unwrap().alpha, 0.2);
+        // --publisher needs --log.
+        assert!(parse(&["serve", "--key", "k", "--publisher"]).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! The MQTT bridge (rumqttc): with `--mqtt mqtt://HOST:PORT` a node also
+//! publishes each snapshot it accepts to
+//! `trustmesh/<network>/<publisher hex>/announce`, QoS 1 (at least once),
+//! retained (a subscriber arriving later gets the latest at once). The
+//! payload is JSON: `network`, `publisher`, `epoch`, `header_hash`, `http`
+//! (where the node serves it) and `announcement`, the signed announcement
+//! in hex, which a subscriber can verify like a gossip peer does.
+//!
+//! The client's event loop runs as a task and reconnects by itself; a
+//! broker that is down delays the bridge, never the node.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use serde_json::json;
+
+use super::node::HeldSnapshot;
+use super::{Result, ServeError};
+
+/// A connected (or connecting) MQTT client.
+pub struct Mqtt {
+    client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The topic announcements of `publisher` go to.
+pub fn topic(network: &str, publisher: &[u8; 32]) -> String {
+    format!("trustmesh/{network}/{}/announce", hex::encode(publisher))
+}
+
+/// `mqtt://HOST:PORT` (or `HOST:PORT`) as host and port; 1883 by default.
+pub fn parse_url(url: &str) -> Result<(String, u16)> {
+    let bad = |why: &str| ServeError::Config(format!("--mqtt {url:?}: {why}"));
+    let rest = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(bad(&format!(
+                "scheme `{scheme}` is not supported (plain mqtt:// only)"
+            )))
+        }
+        None => url,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h, p.parse().map_err(|_| bad("the port is not a number"))?)
+        }
+        _ => (rest, 1883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains('/') {
+        return Err(bad("expected mqtt://HOST:PORT"));
+    }
+    Ok((host.to_string(), port))
+}
+
+impl Mqtt {
+    /// Starts a client of the broker at `url`, identified as `client_id`.
+    pub fn connect(url: &str, client_id: &str) -> Result<Mqtt> {
+        let (host, port) = parse_url(url)?;
+        // Client ids are at most 23 bytes in MQTT 3.1.1's guarantee.
+        let id: String = format!("tm-{}", &client_id[..client_id.len().min(20)]);
+        let mut opts = MqttOptions::new(id, host, port);
+        opts.set_keep_alive(Duration::from_secs(15));
+        let (client, mut events) = AsyncClient::new(opts, 64);
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(_) | Event::Outgoing(_)) => {}
+                    // The next poll reconnects; wait a little first.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        });
+        Ok(Mqtt { client, task })
+    }
+
+    /// Queues the announcement of a held snapshot (QoS 1, retained).
+    pub async fn publish(&self, network: &str, h: &HeldSnapshot) -> Result<()> {
+        let payload = json!({
+            "network": network,
+            "publisher": hex::encode(h.header.publisher),
+            "epoch": h.header.epoch,
+            "header_hash": hex::encode(h.header_hash),
+            "http": h.announcement.http.to_string(),
+            "announcement": h.announcement.to_text()?,
+        })
+        .to_string();
+        self.client
+            .publish(
+                topic(network, &h.header.publisher),
+                QoS::AtLeastOnce,
+                true,
+                payload,
+            )
+            .await
+            .map_err(|e| ServeError::Mqtt(e.to_string()))
+    }
+
+    /// Disconnects, giving queued messages a moment to leave.
+    pub async fn disconnect(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884)
+        );
+        assert_eq!(parse_url("localhost").unwrap(), ("localhost".into(), 1883));
+        assert_eq!(parse_url("tcp://[::1]:99/").unwrap(), ("::1".into(), 99));
+        assert!(parse_url("mqtts://h:1").is_err());
+        assert!(parse_url("mqtt://h:x").is_err());
+        assert!(parse_url("mqtt://").is_err());
+    }
+}

@@ -1,0 +1,375 @@
+//! A node: what it holds, and the wiring of its parts (gossip, HTTP,
+//! follower, publisher, MQTT) with a clean shutdown.
+//!
+//! Shutdown (the `shutdown` future given to [`run`] completes, e.g. on
+//! SIGINT or SIGTERM): the HTTP server stops accepting and drains the
+//! requests in flight; the follower stops at once (a fetch under way is
+//! abandoned; see [`super::follower::run`]) and the publisher
+//! between recomputes (a recompute under way finishes and is committed, or
+//! is abandoned before its state is written); the node marks itself as
+//! leaving in gossip and lets that spread for a few rounds; MQTT
+//! disconnects. Every accepted snapshot's state was written (fsync'd)
+//! when it was accepted, so there is nothing left to flush after that.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+
+use super::announce::{check_network, Announcement, Claim};
+use super::fetch::Fetcher;
+use super::gossip::{Gossip, GossipConfig, ANNOUNCE_PREFIX};
+use super::metrics::{Held, Metrics};
+use super::mqtt::Mqtt;
+use super::state::{self, PublisherState};
+use super::store::Store;
+use super::{Result, ServeError};
+use crate::score::ScoreConfig;
+use crate::snapshot::header::{header_hash, Header};
+use crate::snapshot::merkle::Hash;
+use crate::trust::TrustBackend;
+
+/// The file beside `header.bin` and `body.parquet` in a held snapshot's
+/// directory: the publisher's 64-byte signature of the claim, so a
+/// restarted node can announce what it holds again.
+pub const CLAIM_SIG_FILE: &str = "claim.sig";
+
+/// Opens the publisher's compute back end; called on the publisher's own
+/// thread (a GPU context stays on the thread that uses it).
+pub type BackendFactory = Box<dyn Fn() -> crate::Result<Box<dyn TrustBackend>> + Send>;
+
+/// What a publisher node computes from.
+pub struct PublishConfig {
+    /// The directory of `*.parquet` logs rescanned every interval.
+    pub logs: PathBuf,
+    /// The scoring job (its `logs` are `[logs]`).
+    pub score: ScoreConfig,
+    pub interval: Duration,
+    /// How long each snapshot is valid, in seconds.
+    pub ttl_s: i64,
+    pub backend: BackendFactory,
+}
+
+/// Everything a node is told.
+pub struct NodeConfig {
+    pub key: SigningKey,
+    pub network: String,
+    /// Where HTTP listens; also the address announced to peers, so it must
+    /// be one they reach (port 0 picks a free port, which is announced).
+    pub http: SocketAddr,
+    pub gossip: SocketAddr,
+    pub seeds: Vec<String>,
+    pub gossip_interval: Duration,
+    pub state_dir: PathBuf,
+    /// Publishers whose snapshots this node follows (its own key is added
+    /// when it publishes).
+    pub trusted: Vec<[u8; 32]>,
+    pub publish: Option<PublishConfig>,
+    /// `mqtt://HOST:PORT` of a broker to republish accepted announcements to.
+    pub mqtt: Option<String>,
+    pub fetch_timeout: Duration,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// A snapshot a node holds: the latest accepted of one publisher.
+#[derive(Debug, Clone)]
+pub struct HeldSnapshot {
+    pub header: Header,
+    pub header_hash: Hash,
+    pub dir: PathBuf,
+    pub announcement: Announcement,
+}
+
+/// What the node's tasks share.
+pub struct Shared {
+    pub key: SigningKey,
+    pub node_key: [u8; 32],
+    pub network: String,
+    pub http: SocketAddr,
+    pub trusted: Vec<[u8; 32]>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub gossip: Gossip,
+    pub mqtt: Option<Mqtt>,
+    pub fetcher: Fetcher,
+    held: RwLock<BTreeMap<[u8; 32], HeldSnapshot>>,
+    quiet: bool,
+}
+
+impl Shared {
+    /// One line on stderr about what the node did.
+    pub fn say(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("serve: {line}");
+        }
+    }
+
+    pub fn trusts(&self, publisher: &[u8; 32]) -> bool {
+        self.trusted.contains(publisher)
+    }
+
+    /// The latest held snapshot of `publisher`.
+    pub fn held(&self, publisher: &[u8; 32]) -> Option<HeldSnapshot> {
+        self.held.read().ok()?.get(publisher).cloned()
+    }
+
+    /// Every publisher's latest held snapshot.
+    pub fn all_held(&self) -> Vec<HeldSnapshot> {
+        self.held
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Accepts a verified snapshot assembled in `staging` (header.bin,
+    /// body.parquet, claim.sig): commits it to the store, then writes the
+    /// state (in that order: the state never names a missing snapshot),
+    /// then announces it by gossip and MQTT.
+    pub async fn accept(
+        &self,
+        staging: &Path,
+        header: Header,
+        header_bin: &[u8],
+        publisher_sig: [u8; 64],
+        inputs: Option<String>,
+    ) -> Result<()> {
+        let publisher = header.publisher;
+        let epoch = header.epoch;
+        let hash = header_hash(header_bin);
+        let claim = Claim {
+            network: header.network.clone(),
+            publisher,
+            epoch,
+            header_hash: hash,
+        };
+        let announcement = Announcement::new(claim, publisher_sig, &self.key, self.http)?;
+        let dir = self.store.commit(staging, &publisher, epoch)?;
+        state::save(
+            &self.store.publisher_dir(&publisher)?,
+            &PublisherState {
+                epoch,
+                header_hash: hash,
+                inputs,
+            },
+        )?;
+        let agents = header.agent_count;
+        self.hold(
+            HeldSnapshot {
+                header,
+                header_hash: hash,
+                dir,
+                announcement,
+            },
+            true,
+        )
+        .await?;
+        self.say(&format!(
+            "accepted epoch {epoch} of publisher {} ({agents} agents, header {})",
+            hex::encode(publisher),
+            hex::encode(hash)
+        ));
+        Ok(())
+    }
+
+    /// Holds a snapshot: serves it and announces it by gossip, and by MQTT
+    /// when it is newly accepted (`to_mqtt`; a resumed one was published
+    /// before the restart, and the broker retains it).
+    async fn hold(&self, h: HeldSnapshot, to_mqtt: bool) -> Result<()> {
+        let text = h.announcement.to_text()?;
+        let publisher = h.header.publisher;
+        if let Ok(mut m) = self.held.write() {
+            m.insert(publisher, h.clone());
+        }
+        self.gossip
+            .set(
+                &format!("{ANNOUNCE_PREFIX}{}", hex::encode(publisher)),
+                &text,
+            )
+            .await;
+        if let Some(mqtt) = self.mqtt.as_ref().filter(|_| to_mqtt) {
+            if let Err(e) = mqtt.publish(&self.network, &h).await {
+                self.say(&format!("mqtt: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gauges of `/metrics`.
+    pub fn held_gauges(&self) -> Vec<Held> {
+        self.all_held()
+            .into_iter()
+            .map(|h| Held {
+                publisher: hex::encode(h.header.publisher),
+                epoch: h.header.epoch,
+                agents: h.header.agent_count,
+            })
+            .collect()
+    }
+}
+
+/// Runs a node until `shutdown` completes.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    check_network(&cfg.network).map_err(ServeError::Config)?;
+    if cfg.http.ip().is_unspecified() {
+        return Err(ServeError::Config(format!(
+            "--http {}: the HTTP address is announced to peers, so it must be one they can reach (not {})",
+            cfg.http,
+            cfg.http.ip()
+        )));
+    }
+    if cfg.gossip.port() == 0 {
+        return Err(ServeError::Config(
+            "the gossip address needs a port (peers are given it as a seed)".into(),
+        ));
+    }
+    let node_key = cfg.key.verifying_key().to_bytes();
+    let mut trusted = cfg.trusted.clone();
+    if cfg.publish.is_some() && !trusted.contains(&node_key) {
+        trusted.push(node_key);
+    }
+    let store = Store::open(&cfg.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .map_err(|e| ServeError::Config(format!("HTTP address {}: {e}", cfg.http)))?;
+    let http = listener
+        .local_addr()
+        .map_err(|e| ServeError::Config(format!("HTTP address {}: {e}", cfg.http)))?;
+    let metrics = Arc::new(Metrics::default());
+    let gossip = Gossip::start(
+        GossipConfig {
+            // The key's first 8 bytes: unique enough among a network's
+            // nodes, and every gossip digest carries every node's id (the
+            // full 64 hex characters doubled the digest). Ids are not
+            // trusted anyway: announcements carry the full key, signed.
+            node_id: hex::encode(&node_key[..8]),
+            listen: cfg.gossip,
+            seeds: cfg.seeds.clone(),
+            interval: cfg.gossip_interval,
+            cluster: format!("trustmesh/{}", cfg.network),
+        },
+        metrics.gossip_sent.clone(),
+        metrics.gossip_received.clone(),
+    )
+    .await?;
+    let mqtt = match &cfg.mqtt {
+        Some(url) => Some(Mqtt::connect(url, &hex::encode(node_key))?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        key: cfg.key.clone(),
+        node_key,
+        network: cfg.network.clone(),
+        http,
+        trusted: trusted.clone(),
+        store,
+        metrics,
+        gossip,
+        mqtt,
+        fetcher: Fetcher::new(cfg.fetch_timeout),
+        held: RwLock::new(BTreeMap::new()),
+        quiet: cfg.quiet,
+    });
+    for p in &trusted {
+        if let Some(h) = resume(&shared, p)? {
+            shared.say(&format!(
+                "resumed at epoch {} of publisher {}",
+                h.header.epoch,
+                hex::encode(p)
+            ));
+            shared.hold(h, false).await?;
+        }
+    }
+    shared.say(&format!(
+        "node {} on network `{}`: HTTP {http}, gossip {}, {} trusted publisher(s){}",
+        hex::encode(node_key),
+        cfg.network,
+        cfg.gossip,
+        trusted.len(),
+        if cfg.publish.is_some() {
+            ", publishing"
+        } else {
+            ""
+        }
+    ));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(super::follower::run(shared.clone(), stop_rx.clone()));
+    let publisher = match cfg.publish {
+        Some(p) => Some(super::publisher::spawn(
+            shared.clone(),
+            p,
+            tokio::runtime::Handle::current(),
+            stop_rx.clone(),
+        )?),
+        None => None,
+    };
+
+    let app = super::http::router(shared.clone());
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let served = serve.await;
+    shared.say("shutting down");
+    let _ = follower.await;
+    if let Some(p) = publisher {
+        let _ = tokio::task::spawn_blocking(move || p.join()).await;
+    }
+    if let Some(m) = &shared.mqtt {
+        m.disconnect().await;
+    }
+    shared.gossip.leave().await;
+    served.map_err(|e| ServeError::Config(format!("HTTP server: {e}")))
+}
+
+/// The snapshot a publisher's persisted state names, read back (header
+/// opened with its signature checked).
+fn resume(shared: &Shared, publisher: &[u8; 32]) -> Result<Option<HeldSnapshot>> {
+    let pdir = shared.store.publisher_dir(publisher)?;
+    let Some(st) = state::load(&pdir)? else {
+        return Ok(None);
+    };
+    let dir = shared.store.epoch_dir(publisher, st.epoch);
+    let (header, bin) = crate::snapshot::dir::read_header(&dir, Some(publisher))?;
+    let hash = header_hash(&bin);
+    if hash != st.header_hash || header.epoch != st.epoch {
+        return Err(ServeError::BadState {
+            path: pdir.join(state::STATE_FILE),
+            why: format!(
+                "names epoch {} with header {}, but {} holds another",
+                st.epoch,
+                hex::encode(st.header_hash),
+                dir.display()
+            ),
+        });
+    }
+    let sig_path = dir.join(CLAIM_SIG_FILE);
+    let sig: [u8; 64] = std::fs::read(&sig_path)
+        .map_err(ServeError::io(&sig_path))?
+        .try_into()
+        .map_err(|_| ServeError::BadState {
+            path: sig_path.clone(),
+            why: "not a 64-byte signature".into(),
+        })?;
+    let claim = Claim {
+        network: header.network.clone(),
+        publisher: *publisher,
+        epoch: header.epoch,
+        header_hash: hash,
+    };
+    let announcement = Announcement::new(claim, sig, &shared.key, shared.http)?;
+    Ok(Some(HeldSnapshot {
+        header,
+        header_hash: hash,
+        dir,
+        announcement,
+    }))
+}

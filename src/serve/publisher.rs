@@ -1,0 +1,170 @@
+//! The publisher: rescans the log directory every interval and, when its
+//! files changed, recomputes with the same code path as `trustmesh score`
+//! ([`crate::score::run`]), signs the next snapshot (epoch + 1, chained on
+//! the previous header) and hands it to the node to announce.
+//!
+//! Change detection is the fingerprint of the directory's `*.parquet` files
+//! (name, size, modification time): cheap, and what was actually read is
+//! bound by content hash in the snapshot's header anyway. The fingerprint
+//! of the last published snapshot is persisted in the state, so a restart
+//! on unchanged logs publishes nothing new.
+//!
+//! Every recompute is cold. The engine can warm-start a column
+//! ([`crate::trust::Column`]), but a warm start changes the last bits of
+//! the result, and a published f64 snapshot must be re-derivable bit for
+//! bit from its inputs alone (`trustmesh snapshot audit`), which a start
+//! vector outside the inputs would break. Warm starts wait for the header
+//! to record the start vector (its snapshot's hash) and the audit to use it.
+//!
+//! The publisher runs on its own thread: the compute back end is not
+//! `Send` (a GPU context stays on one thread) and the solve is CPU-bound,
+//! so it must not occupy the node's async workers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::announce::Claim;
+use super::node::{PublishConfig, Shared, CLAIM_SIG_FILE};
+use super::{Result, ServeError};
+use crate::snapshot::dir::{create, CreateOptions};
+use crate::snapshot::header::header_hash;
+use crate::snapshot::HEADER_FILE;
+
+/// Starts the publisher thread; it stops when `stop` turns true.
+pub fn spawn(
+    shared: Arc<Shared>,
+    cfg: PublishConfig,
+    rt: Handle,
+    stop: watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("trustmesh-publisher".into())
+        .spawn(move || run(&shared, &cfg, &rt, stop))
+        .map_err(|e| ServeError::Config(format!("cannot start the publisher thread: {e}")))
+}
+
+fn run(shared: &Shared, cfg: &PublishConfig, rt: &Handle, mut stop: watch::Receiver<bool>) {
+    let backend = match (cfg.backend)() {
+        Ok(b) => b,
+        Err(e) => {
+            shared.say(&format!("publisher stopped: {e}"));
+            return;
+        }
+    };
+    let me = shared.node_key;
+    let mut last = shared
+        .store
+        .publisher_dir(&me)
+        .ok()
+        .and_then(|d| super::state::load(&d).ok().flatten())
+        .and_then(|s| s.inputs);
+    loop {
+        match fingerprint(&cfg.logs) {
+            Ok(Some(fp)) if last.as_deref() != Some(fp.as_str()) => {
+                match publish_once(shared, cfg, backend.as_ref(), rt, &fp) {
+                    Ok(()) => last = Some(fp),
+                    Err(e) => shared.say(&format!("publish failed: {e}")),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => shared.say(&format!("scanning {}: {e}", cfg.logs.display())),
+        }
+        // Wait one interval, or less if told to stop.
+        let stopped = rt.block_on(async {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => true,
+                _ = tokio::time::sleep(cfg.interval) => false,
+            }
+        });
+        if stopped || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// The fingerprint of the `*.parquet` files directly in `dir` (name, size,
+/// modification time), or None when there is none.
+pub fn fingerprint(dir: &Path) -> Result<Option<String>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(ServeError::io(dir))? {
+        let e = e.map_err(ServeError::io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".parquet") || name.starts_with('.') {
+            continue;
+        }
+        let m = e.metadata().map_err(ServeError::io(e.path()))?;
+        if !m.is_file() {
+            continue;
+        }
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        files.push((name, m.len(), mtime));
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for (name, len, mtime) in files {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(len.to_be_bytes());
+        h.update(mtime.to_be_bytes());
+    }
+    Ok(Some(hex::encode(h.finalize())))
+}
+
+fn publish_once(
+    shared: &Shared,
+    cfg: &PublishConfig,
+    backend: &dyn crate::trust::TrustBackend,
+    rt: &Handle,
+    fp: &str,
+) -> Result<()> {
+    let me = shared.node_key;
+    let t = Instant::now();
+    let out = crate::score::run(&cfg.score, backend)?;
+    let meta = crate::provenance::metadata_json(&out.report)?;
+    let prev = shared.held(&me);
+    let epoch = prev.as_ref().map_or(1, |p| p.header.epoch + 1);
+    let pdir = shared.store.publisher_dir(&me)?;
+    let scores = pdir.join(".scores.parquet");
+    crate::output::write_scores(&scores, &out.scores, &meta)?;
+    let staging = shared.store.staging(&me, epoch)?;
+    let created = super::unix_now();
+    let opts = CreateOptions {
+        network: shared.network.clone(),
+        epoch,
+        created,
+        expires: created.saturating_add(cfg.ttl_s),
+        prev: prev.as_ref().map(|p| p.dir.clone()),
+    };
+    let header = create(&scores, None, &shared.key, &opts, &staging)?;
+    let _ = std::fs::remove_file(&scores);
+    shared.metrics.recomputed(t.elapsed().as_secs_f64());
+    let hpath = staging.join(HEADER_FILE);
+    let header_bin = std::fs::read(&hpath).map_err(ServeError::io(&hpath))?;
+    let claim = Claim {
+        network: shared.network.clone(),
+        publisher: me,
+        epoch,
+        header_hash: header_hash(&header_bin),
+    };
+    let sig = claim.sign(&shared.key)?;
+    let spath = staging.join(CLAIM_SIG_FILE);
+    std::fs::write(&spath, sig).map_err(ServeError::io(&spath))?;
+    rt.block_on(shared.accept(&staging, header, &header_bin, sig, Some(fp.to_string())))?;
+    shared.say(&format!(
+        "published epoch {epoch} in {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

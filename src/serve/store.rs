@@ -1,0 +1,104 @@
+//! Where a node keeps snapshots: `STATE/<publisher hex>/<epoch>/` (the
+//! snapshot directory: `header.bin`, `body.parquet`), the publisher's
+//! `state.json` beside them ([`crate::serve::state`]), equivocation
+//! evidence under `evidence/`, and work in progress under `.incoming-*`
+//! directories that are committed by one rename.
+
+use std::path::{Path, PathBuf};
+
+use super::state::sync_dir;
+use super::{Result, ServeError};
+
+/// The snapshots a node holds, under one root directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// The store under `root` (created if absent).
+    pub fn open(root: &Path) -> Result<Store> {
+        std::fs::create_dir_all(root).map_err(ServeError::io(root))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// One publisher's directory (created if absent).
+    pub fn publisher_dir(&self, publisher: &[u8; 32]) -> Result<PathBuf> {
+        let d = self.root.join(hex::encode(publisher));
+        std::fs::create_dir_all(&d).map_err(ServeError::io(&d))?;
+        Ok(d)
+    }
+
+    /// The directory of a committed snapshot (which may not exist).
+    pub fn epoch_dir(&self, publisher: &[u8; 32], epoch: u64) -> PathBuf {
+        self.root
+            .join(hex::encode(publisher))
+            .join(epoch.to_string())
+    }
+
+    /// A fresh, empty directory to assemble a snapshot in before
+    /// [`Store::commit`]; what a crash left there before is removed.
+    pub fn staging(&self, publisher: &[u8; 32], epoch: u64) -> Result<PathBuf> {
+        let d = self
+            .publisher_dir(publisher)?
+            .join(format!(".incoming-{epoch}"));
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(ServeError::io(&d))?;
+        }
+        std::fs::create_dir_all(&d).map_err(ServeError::io(&d))?;
+        Ok(d)
+    }
+
+    /// Moves an assembled snapshot to its place. A directory already there
+    /// is one the state never accepted (a crash between this rename and the
+    /// state's write): it is replaced.
+    pub fn commit(&self, staging: &Path, publisher: &[u8; 32], epoch: u64) -> Result<PathBuf> {
+        let to = self.epoch_dir(publisher, epoch);
+        for f in [crate::snapshot::HEADER_FILE, crate::snapshot::BODY_FILE] {
+            let p = staging.join(f);
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(ServeError::io(&p))?;
+        }
+        if to.exists() {
+            std::fs::remove_dir_all(&to).map_err(ServeError::io(&to))?;
+        }
+        std::fs::rename(staging, &to).map_err(ServeError::io(&to))?;
+        sync_dir(to.parent().unwrap_or(&self.root))?;
+        Ok(to)
+    }
+
+    /// Keeps `bytes` as evidence named `name` (equivocation: both signed
+    /// claims, and the headers when held).
+    pub fn keep_evidence(&self, publisher: &[u8; 32], name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let d = self.publisher_dir(publisher)?.join("evidence");
+        std::fs::create_dir_all(&d).map_err(ServeError::io(&d))?;
+        let p = d.join(name);
+        super::state::write_atomic(&p, bytes)?;
+        Ok(p)
+    }
+
+    /// The publishers with a directory in the store.
+    pub fn publishers(&self) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.root).map_err(ServeError::io(&self.root))? {
+            let e = e.map_err(ServeError::io(&self.root))?;
+            let name = e.file_name();
+            if let Some(k) = name
+                .to_str()
+                .and_then(|n| hex::decode(n).ok())
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            {
+                out.push(k);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
