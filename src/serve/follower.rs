@@ -2,9 +2,13 @@
 //! newer epoch of a trusted publisher fetches the snapshot from a node that
 //! announces it, verifies it completely and accepts it.
 //!
-//! Every announcement value is judged once (a verdict per distinct text);
-//! a refused one is counted in `trustmesh_snapshots_rejected_total` under
-//! its reason and then ignored:
+//! Every (key, value) pair is judged once: the verdict depends on the key
+//! as well as the value (an honest value copied under a wrong key is
+//! refused there, and must not taint the honest copy). Keys that are not
+//! `ann:<hex of a trusted publisher>` are refused before anything is
+//! decoded. Verdicts of pairs no longer in gossip are dropped each round,
+//! and at most [`MAX_VERDICTS`] are kept. A refused one is counted in
+//! `trustmesh_snapshots_rejected_total` under its reason and then ignored:
 //!
 //! | reason                   | what                                                   |
 //! |--------------------------|--------------------------------------------------------|
@@ -54,9 +58,9 @@ use crate::snapshot::{policy, Policy, SnapshotError, TrustState, BODY_FILE, HEAD
 
 /// The largest body fetched (1 GiB): a header may promise any size.
 pub const MAX_BODY_BYTES: u64 = 1 << 30;
-/// Verdicts kept before the cache is emptied (a bound on memory under a
-/// flood of distinct values).
-const MAX_VERDICTS: usize = 10_000;
+/// Verdicts kept at most (a bound on memory under a flood of distinct
+/// values); pairs beyond it are judged and counted but not remembered.
+pub const MAX_VERDICTS: usize = 10_000;
 /// How many epochs below the held one claims are kept to compare.
 const CLAIM_WINDOW: u64 = 16;
 
@@ -105,8 +109,9 @@ enum Failure {
 
 #[derive(Default)]
 struct Follower {
-    /// Verdict per announcement text: the announcement, or None if refused.
-    verdicts: HashMap<String, Option<Announcement>>,
+    /// Verdict per (key, value): the announcement, or None if refused; with
+    /// the round it was last seen in, to drop pairs gone from gossip.
+    verdicts: HashMap<(String, String), (Option<Announcement>, u64)>,
     /// Header hashes claimed per (publisher, epoch), with one announcement
     /// of each (evidence).
     claims: HashMap<([u8; 32], u64), BTreeMap<Hash, Vec<u8>>>,
@@ -125,9 +130,11 @@ impl Follower {
     async fn round(&mut self, shared: &Shared, stop: &watch::Receiver<bool>) {
         let entries = shared.gossip.entries(ANNOUNCE_PREFIX).await;
         // Bounds on memory under a flood of distinct values or claims.
-        if self.verdicts.len() > MAX_VERDICTS {
-            self.verdicts.clear();
-        }
+        // A verdict of a pair seen in the previous round stays; others are
+        // gone from gossip (chitchat gives every live key each round).
+        let round = self.turn as u64;
+        self.verdicts
+            .retain(|_, (_, seen)| seen.saturating_add(1) >= round);
         // Claims of epochs well below the one held are no longer compared
         // (one per epoch would otherwise pile up for as long as the node
         // runs); equivocations found are on disk as evidence.
@@ -136,18 +143,31 @@ impl Follower {
                 .held(publisher)
                 .is_none_or(|h| epoch.saturating_add(CLAIM_WINDOW) >= h.header.epoch)
         });
-        if self.failed.len() + self.unreachable.len() + self.stale.len() > MAX_VERDICTS {
-            self.failed.clear();
+        // Peers that served a refused snapshot are kept while the claim
+        // could still be fetched (above the held epoch): clearing them with
+        // the others would let a tampering peer be asked again.
+        self.failed.retain(|(_, publisher, epoch, _)| {
+            shared
+                .held(publisher)
+                .is_none_or(|h| *epoch > h.header.epoch)
+        });
+        if self.unreachable.len() + self.stale.len() > MAX_VERDICTS {
             self.unreachable.clear();
             self.stale.clear();
         }
         let mut candidates: BTreeMap<[u8; 32], Vec<Announcement>> = BTreeMap::new();
         for e in entries {
-            let verdict = match self.verdicts.get(&e.value) {
-                Some(v) => v.clone(),
+            let pair = (e.key, e.value);
+            let verdict = match self.verdicts.get_mut(&pair) {
+                Some((v, seen)) => {
+                    *seen = round;
+                    v.clone()
+                }
                 None => {
-                    let v = judge(shared, &e.key, &e.value);
-                    self.verdicts.insert(e.value, v.clone());
+                    let v = judge(shared, &pair.0, &pair.1);
+                    if self.verdicts.len() < MAX_VERDICTS {
+                        self.verdicts.insert(pair, (v.clone(), round));
+                    }
                     v
                 }
             };
@@ -301,6 +321,18 @@ fn judge(shared: &Shared, key: &str, value: &str) -> Option<Announcement> {
         shared.metrics.reject(reason);
         None
     };
+    // The key alone decides most refusals, before any decoding or
+    // signature check (cheap under a flood).
+    let Some(publisher) = key
+        .strip_prefix(ANNOUNCE_PREFIX)
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+    else {
+        return refuse("malformed_announcement");
+    };
+    if !shared.trusts(&publisher) {
+        return refuse("untrusted_publisher");
+    }
     let a = match Announcement::open_text(value) {
         Ok(a) => a,
         Err(e) => {

@@ -655,7 +655,13 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
         g.insert((*epoch, "header".into()), header.clone());
         g.insert((*epoch, "body".into()), body.clone());
     }
-    set(&announce(claim_of(0), good_http));
+    // First the honest announcement copied under a wrong key: refused
+    // there, and that verdict must not stick to the honest copy.
+    let honest = announce(claim_of(0), good_http);
+    let malformed = rejected(f, "malformed_announcement");
+    rt.block_on(rogue.set("ann:x", &honest));
+    wait_reason("malformed_announcement", malformed + 1.0);
+    set(&honest);
     wait_until("epoch 1 accepted", || epoch_of(f) == Some(1));
 
     // A replayed old epoch: epoch 2 announced, epoch 1's header served.
