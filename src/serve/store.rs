@@ -58,19 +58,30 @@ impl Store {
     /// Moves an assembled snapshot to its place. A directory already there
     /// is one the state never accepted (a crash between this rename and the
     /// state's write): it is replaced.
+    ///
+    /// Durability, in order: every file in the staging directory
+    /// (`claim.sig` too: a restart announces from it) and the staging
+    /// directory itself are fsync'd before the rename, so the renamed
+    /// directory cannot surface with missing or empty files after a crash;
+    /// then the publisher directory (the rename) and the root (a publisher
+    /// directory made just now) are fsync'd.
     pub fn commit(&self, staging: &Path, publisher: &[u8; 32], epoch: u64) -> Result<PathBuf> {
         let to = self.epoch_dir(publisher, epoch);
-        for f in [crate::snapshot::HEADER_FILE, crate::snapshot::BODY_FILE] {
-            let p = staging.join(f);
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(ServeError::io(&p))?;
+        for e in std::fs::read_dir(staging).map_err(ServeError::io(staging))? {
+            let p = e.map_err(ServeError::io(staging))?.path();
+            if p.is_file() {
+                std::fs::File::open(&p)
+                    .and_then(|f| f.sync_all())
+                    .map_err(ServeError::io(&p))?;
+            }
         }
+        sync_dir(staging)?;
         if to.exists() {
             std::fs::remove_dir_all(&to).map_err(ServeError::io(&to))?;
         }
         std::fs::rename(staging, &to).map_err(ServeError::io(&to))?;
         sync_dir(to.parent().unwrap_or(&self.root))?;
+        sync_dir(&self.root)?;
         Ok(to)
     }
 
