@@ -83,6 +83,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(secs).with_context(|| format!("duration `{s}` is out of range"))
 }
 
+/// Bounds of `--gossip-interval`.
+const MIN_GOSSIP_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_GOSSIP_INTERVAL: Duration = Duration::from_secs(60);
+
 fn parse_publisher(s: &str) -> Result<[u8; 32]> {
     let k = trustmesh::identity::parse_public_key(s)
         .with_context(|| format!("--trust-publisher {s}"))?;
@@ -102,6 +106,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let interval = parse_duration(&a.interval).context("--interval")?;
     let gossip_interval = parse_duration(&a.gossip_interval).context("--gossip-interval")?;
+    // Gossip timings are multiples of the interval (failure detection,
+    // leaving); a bound keeps them meaningful and far from overflow.
+    if !(MIN_GOSSIP_INTERVAL..=MAX_GOSSIP_INTERVAL).contains(&gossip_interval) {
+        bail!(
+            "--gossip-interval {}: expected {MIN_GOSSIP_INTERVAL:?} to {MAX_GOSSIP_INTERVAL:?}",
+            a.gossip_interval
+        );
+    }
     let fetch_timeout = parse_duration(&a.fetch_timeout).context("--fetch-timeout")?;
     let ttl = parse_duration_s(&a.expires).context("--expires")?;
     let publish = match (a.publisher, &a.log) {

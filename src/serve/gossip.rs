@@ -63,6 +63,8 @@ impl Gossip {
         sent: Arc<AtomicU64>,
         received: Arc<AtomicU64>,
     ) -> Result<Gossip> {
+        // The CLI bounds the interval; a library caller's huge one must
+        // not panic either (saturating products below).
         // The generation tells a restarted node from its previous life, so
         // peers take its fresh state instead of the old one's versions.
         let generation = std::time::SystemTime::now()
@@ -78,8 +80,8 @@ impl Gossip {
             failure_detector_config: FailureDetectorConfig {
                 // Heartbeats arrive every few intervals: a node silent for a
                 // couple of seconds is dead, not tens of seconds.
-                initial_interval: interval * 4,
-                max_interval: (interval * 20).max(Duration::from_secs(2)),
+                initial_interval: interval.saturating_mul(4),
+                max_interval: interval.saturating_mul(20).max(Duration::from_secs(2)),
                 dead_node_grace_period: Duration::from_secs(600),
                 ..FailureDetectorConfig::default()
             },
@@ -149,7 +151,7 @@ impl Gossip {
     /// peers, then stops the server.
     pub async fn leave(&self) {
         self.set(LEAVING_KEY, "1").await;
-        tokio::time::sleep(self.interval * 3).await;
+        tokio::time::sleep(self.interval.saturating_mul(3)).await;
         let _ = self.handle.initiate_shutdown();
     }
 }

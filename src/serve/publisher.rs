@@ -134,7 +134,17 @@ fn publish_once(
     let out = crate::score::run(&cfg.score, backend)?;
     let meta = crate::provenance::metadata_json(&out.report)?;
     let prev = shared.held(&me);
-    let epoch = prev.as_ref().map_or(1, |p| p.header.epoch + 1);
+    let epoch = match &prev {
+        None => 1,
+        // A held epoch of u64::MAX (a peer cannot push one: only this
+        // node's own snapshots are held for its key) has no successor.
+        Some(p) => p.header.epoch.checked_add(1).ok_or_else(|| {
+            ServeError::Config(format!(
+                "epoch {} is the last one: no next snapshot can be published",
+                p.header.epoch
+            ))
+        })?,
+    };
     let pdir = shared.store.publisher_dir(&me)?;
     let scores = pdir.join(".scores.parquet");
     crate::output::write_scores(&scores, &out.scores, &meta)?;

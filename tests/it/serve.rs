@@ -1065,6 +1065,14 @@ fn serve_refuses_bad_configuration() {
     run(&["--trust-publisher", &pkey, "--interval", "soon"])
         .fails(1)
         .stderr_has(&["--interval"]);
+    run(&[
+        "--trust-publisher",
+        &pkey,
+        "--gossip-interval",
+        "1000000000w",
+    ])
+    .fails(1)
+    .stderr_has(&["--gossip-interval"]);
     run(&["--trust-publisher", &pkey, "--mqtt", "mqtts://h:1"])
         .fails(1)
         .stderr_has(&["plain mqtt://"]);
