@@ -39,6 +39,11 @@ pub enum ServeError {
     #[error("mqtt: {0}")]
     Mqtt(String),
 
+    /// A snapshot was not accepted because an epoch as high or higher was
+    /// accepted meanwhile (by the publisher thread or the follower).
+    #[error("epoch {epoch} not accepted: epoch {held} is held already")]
+    NotNewer { epoch: u64, held: u64 },
+
     /// A configuration value is unusable (network name, address).
     #[error("{0}")]
     Config(String),

@@ -88,7 +88,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         // A round may wait on a slow peer for the fetch timeout: stopping
         // cancels it. That is safe at any await: the store is committed and
         // the state written without an await between them, and an
-        // unfinished staging directory is cleared by the next use.
+        // unfinished staging directory is cleared at the next start.
         tokio::select! {
             _ = stop.changed() => break,
             _ = f.round(&shared, &peek) => {}
@@ -468,10 +468,15 @@ async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failu
         let _ = std::fs::remove_dir_all(&staging);
         return Err(Failure::Rejected(reason(&e), e.to_string()));
     }
-    shared
+    match shared
         .accept(&staging, header, &header_bin, a.publisher_sig, None)
         .await
-        .map_err(local)?;
+    {
+        // Another task accepted this epoch or a later one meanwhile:
+        // nothing to do, and nothing wrong with the source.
+        Err(ServeError::NotNewer { .. }) => return Ok(()),
+        r => r.map_err(local)?,
+    }
     shared.metrics.snapshots_fetched.fetch_add(1, Relaxed);
     Ok(())
 }

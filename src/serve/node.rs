@@ -98,6 +98,10 @@ pub struct Shared {
     pub mqtt: Option<Mqtt>,
     pub fetcher: Fetcher,
     held: RwLock<BTreeMap<[u8; 32], HeldSnapshot>>,
+    /// One lock per publisher, held across a whole accept (commit, state,
+    /// hold): the publisher thread and the follower may both accept for
+    /// the node's own key, and each compares with the held epoch under it.
+    accepting: std::sync::Mutex<BTreeMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     quiet: bool,
 }
 
@@ -140,6 +144,23 @@ impl Shared {
     ) -> Result<()> {
         let publisher = header.publisher;
         let epoch = header.epoch;
+        let lock = self
+            .accepting
+            .lock()
+            .map_err(|_| ServeError::Config("accept lock poisoned".into()))?
+            .entry(publisher)
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        // Compare and set: only an epoch above the one held is accepted, so
+        // neither what is served nor state.json ever goes back, whoever
+        // verified against an older held snapshot.
+        if let Some(held) = self.held(&publisher).map(|h| h.header.epoch) {
+            if epoch <= held {
+                let _ = std::fs::remove_dir_all(staging);
+                return Err(ServeError::NotNewer { epoch, held });
+            }
+        }
         let hash = header_hash(header_bin);
         let claim = Claim {
             network: header.network.clone(),
@@ -275,6 +296,7 @@ pub async fn run(
         mqtt,
         fetcher: Fetcher::new(cfg.fetch_timeout),
         held: RwLock::new(BTreeMap::new()),
+        accepting: Default::default(),
         quiet: cfg.quiet,
     });
     for p in &trusted {

@@ -94,7 +94,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map_or("file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Unique, so two writers of one file never share a temporary file.
+    let tmp = dir.join(format!(".{name}.{}.tmp", unique()));
     {
         let mut f = std::fs::File::create(&tmp).map_err(ServeError::io(&tmp))?;
         f.write_all(bytes).map_err(ServeError::io(&tmp))?;
@@ -102,6 +103,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     std::fs::rename(&tmp, path).map_err(ServeError::io(path))?;
     sync_dir(dir)
+}
+
+/// A name part unique in this machine for this process's life: the process
+/// id and a counter.
+pub(crate) fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
 }
 
 /// fsync of a directory, making renames and new entries in it durable.

@@ -19,9 +19,26 @@ impl Store {
     /// The store under `root` (created if absent).
     pub fn open(root: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).map_err(ServeError::io(root))?;
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
-        })
+        };
+        // Staging directories and temporary files a crash left behind
+        // (their names are unique, so nothing else would reuse them).
+        for p in store.publishers()? {
+            let d = store.root.join(hex::encode(p));
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".incoming-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                } else if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {
@@ -43,11 +60,13 @@ impl Store {
     }
 
     /// A fresh, empty directory to assemble a snapshot in before
-    /// [`Store::commit`]; what a crash left there before is removed.
+    /// [`Store::commit`]. Its name is unique (process and counter): the
+    /// publisher thread and the follower may assemble the same epoch at
+    /// once. What a crash left is removed by [`Store::open`].
     pub fn staging(&self, publisher: &[u8; 32], epoch: u64) -> Result<PathBuf> {
         let d = self
             .publisher_dir(publisher)?
-            .join(format!(".incoming-{epoch}"));
+            .join(format!(".incoming-{epoch}-{}", super::state::unique()));
         if d.exists() {
             std::fs::remove_dir_all(&d).map_err(ServeError::io(&d))?;
         }
