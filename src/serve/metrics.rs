@@ -21,6 +21,8 @@ pub struct Metrics {
     pub gossip_sent: Arc<AtomicU64>,
     pub gossip_received: Arc<AtomicU64>,
     pub gossip_rounds: AtomicU64,
+    /// MQTT messages dropped because the client's queue was full.
+    pub mqtt_dropped: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// The highest epoch seen in a valid announcement, per publisher (hex):
     /// how far gossip got, whether or not the snapshot is held yet.
@@ -93,7 +95,7 @@ impl Metrics {
                 );
             }
         }
-        let simple: [(&str, &str, &str, String); 9] = [
+        let simple: [(&str, &str, &str, String); 10] = [
             (
                 "trustmesh_recompute_seconds",
                 "gauge",
@@ -148,6 +150,12 @@ impl Metrics {
                 "Gossip intervals elapsed since start (to turn bytes into bytes per round).",
                 self.gossip_rounds.load(Relaxed).to_string(),
             ),
+            (
+                "trustmesh_mqtt_dropped_total",
+                "counter",
+                "MQTT announcements dropped with the client's queue full (broker down); the latest is sent again on reconnection.",
+                self.mqtt_dropped.load(Relaxed).to_string(),
+            ),
         ];
         for (name, kind, help, value) in simple {
             let _ = writeln!(
@@ -200,6 +208,7 @@ mod tests {
             "trustmesh_equivocations_total 0",
             "trustmesh_peers_alive 0",
             "trustmesh_gossip_bytes_sent_total 0",
+            "trustmesh_mqtt_dropped_total 0",
         ] {
             assert!(t.contains(needle), "{needle} in\n{t}");
         }

@@ -7,19 +7,33 @@
 //! in hex, which a subscriber can verify like a gossip peer does.
 //!
 //! The client's event loop runs as a task and reconnects by itself; a
-//! broker that is down delays the bridge, never the node.
+//! broker that is down delays the bridge, never the node: messages are
+//! queued without waiting (`try_publish`), and one that does not fit the
+//! queue is dropped and counted (`trustmesh_mqtt_dropped_total`). On every
+//! (re)connection the latest held announcement of each publisher is
+//! published again, so a drop or a broker that lost its retained messages
+//! is repaired; repeats are harmless (retained, the same payload).
 
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 
+use super::metrics::Metrics;
 use super::node::HeldSnapshot;
 use super::{Result, ServeError};
+
+/// The latest message per publisher: (epoch, topic, payload).
+type Latest = Arc<Mutex<BTreeMap<[u8; 32], (u64, String, String)>>>;
 
 /// A connected (or connecting) MQTT client.
 pub struct Mqtt {
     client: AsyncClient,
+    latest: Latest,
+    metrics: Arc<Metrics>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,27 +70,51 @@ pub fn parse_url(url: &str) -> Result<(String, u16)> {
 
 impl Mqtt {
     /// Starts a client of the broker at `url`, identified as `client_id`.
-    pub fn connect(url: &str, client_id: &str) -> Result<Mqtt> {
+    pub fn connect(url: &str, client_id: &str, metrics: Arc<Metrics>) -> Result<Mqtt> {
         let (host, port) = parse_url(url)?;
         // Client ids are at most 23 bytes in MQTT 3.1.1's guarantee.
         let id: String = format!("tm-{}", &client_id[..client_id.len().min(20)]);
         let mut opts = MqttOptions::new(id, host, port);
         opts.set_keep_alive(Duration::from_secs(15));
         let (client, mut events) = AsyncClient::new(opts, 64);
+        let latest: Latest = Default::default();
+        let (again, m, c) = (latest.clone(), metrics.clone(), client.clone());
         let task = tokio::spawn(async move {
             loop {
                 match events.poll().await {
-                    Ok(Event::Incoming(_) | Event::Outgoing(_)) => {}
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let msgs: Vec<(u64, String, String)> = again
+                            .lock()
+                            .map(|l| l.values().cloned().collect())
+                            .unwrap_or_default();
+                        for (_, topic, payload) in msgs {
+                            // Not awaited: this task drains the queue.
+                            if c.try_publish(topic, QoS::AtLeastOnce, true, payload)
+                                .is_err()
+                            {
+                                m.mqtt_dropped.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
                     // The next poll reconnects; wait a little first.
                     Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
             }
         });
-        Ok(Mqtt { client, task })
+        Ok(Mqtt {
+            client,
+            latest,
+            metrics,
+            task,
+        })
     }
 
-    /// Queues the announcement of a held snapshot (QoS 1, retained).
-    pub async fn publish(&self, network: &str, h: &HeldSnapshot) -> Result<()> {
+    /// Records the announcement of a held snapshot as the latest of its
+    /// publisher, and with `send` queues it (QoS 1, retained) without
+    /// waiting: a full queue (broker down) drops it, counted, and the next
+    /// connection publishes the latest again.
+    pub fn publish(&self, network: &str, h: &HeldSnapshot, send: bool) -> Result<()> {
         let payload = json!({
             "network": network,
             "publisher": hex::encode(h.header.publisher),
@@ -86,15 +124,24 @@ impl Mqtt {
             "announcement": h.announcement.to_text()?,
         })
         .to_string();
+        let topic = topic(network, &h.header.publisher);
+        if let Ok(mut l) = self.latest.lock() {
+            let e = l
+                .entry(h.header.publisher)
+                .or_insert((0, String::new(), String::new()));
+            if h.header.epoch >= e.0 {
+                *e = (h.header.epoch, topic.clone(), payload.clone());
+            }
+        }
+        if !send {
+            return Ok(());
+        }
         self.client
-            .publish(
-                topic(network, &h.header.publisher),
-                QoS::AtLeastOnce,
-                true,
-                payload,
-            )
-            .await
-            .map_err(|e| ServeError::Mqtt(e.to_string()))
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .map_err(|e| {
+                self.metrics.mqtt_dropped.fetch_add(1, Relaxed);
+                ServeError::Mqtt(format!("announcement dropped: {e}"))
+            })
     }
 
     /// Disconnects, giving queued messages a moment to leave.

@@ -199,7 +199,8 @@ impl Shared {
 
     /// Holds a snapshot: serves it and announces it by gossip, and by MQTT
     /// when it is newly accepted (`to_mqtt`; a resumed one was published
-    /// before the restart, and the broker retains it).
+    /// before the restart, and the broker retains it; it is still recorded
+    /// as the latest, which each MQTT reconnection publishes again).
     async fn hold(&self, h: HeldSnapshot, to_mqtt: bool) -> Result<()> {
         let text = h.announcement.to_text()?;
         let publisher = h.header.publisher;
@@ -212,8 +213,8 @@ impl Shared {
                 &text,
             )
             .await;
-        if let Some(mqtt) = self.mqtt.as_ref().filter(|_| to_mqtt) {
-            if let Err(e) = mqtt.publish(&self.network, &h).await {
+        if let Some(mqtt) = &self.mqtt {
+            if let Err(e) = mqtt.publish(&self.network, &h, to_mqtt) {
                 self.say(&format!("mqtt: {e}"));
             }
         }
@@ -281,7 +282,7 @@ pub async fn run(
     )
     .await?;
     let mqtt = match &cfg.mqtt {
-        Some(url) => Some(Mqtt::connect(url, &hex::encode(node_key))?),
+        Some(url) => Some(Mqtt::connect(url, &hex::encode(node_key), metrics.clone())?),
         None => None,
     };
     let shared = Arc::new(Shared {
