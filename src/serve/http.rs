@@ -16,8 +16,17 @@
 //! a 4xx (or 5xx for the node's own failures) with `{"error": "..."}`; no
 //! request can panic a handler (paths and queries are parsed by hand, not
 //! by extractors whose rejections are plain text).
+//!
+//! Cost per request: a body is streamed from its file in chunks (never
+//! read whole into memory); the score route reads and checks the body once
+//! per held (publisher, epoch), on first use, and keeps the decoded leaves
+//! in an `Arc` ([`ProofCache`]), so a request costs the proof's hashing
+//! only. Both are "heavy": at most [`MAX_HEAVY`] run at once, beyond that
+//! the answer is 503 with a JSON error, so a flood cannot exhaust memory
+//! or the blocking pool.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -28,11 +37,80 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::node::{HeldSnapshot, Shared};
+use crate::snapshot::dir::BodyScores;
 use crate::snapshot::header::Header;
+use crate::snapshot::merkle::Hash;
 use crate::snapshot::{Proof, BODY_FILE, HEADER_FILE};
 
 /// The longest agent id looked up.
 const MAX_AGENT_BYTES: usize = 4096;
+/// Heavy requests (bodies, scores) served at once.
+pub const MAX_HEAVY: usize = 32;
+/// Bytes read from a body file per chunk sent.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A held snapshot's body, decoded and checked against its header once:
+/// the scores in leaf order and the leaf hashes.
+type ProofData = Arc<(BodyScores, Vec<Hash>)>;
+/// One publisher's cached epoch and its leaves, built once.
+type CachedEpoch = (u64, Arc<tokio::sync::OnceCell<ProofData>>);
+
+/// What the HTTP routes keep between requests: the decoded leaves of the
+/// latest held epoch per publisher (built on first use; an older epoch's
+/// entry is replaced when a newer one is asked for), and the permits of
+/// heavy requests.
+pub struct ProofCache {
+    leaves: Mutex<BTreeMap<[u8; 32], CachedEpoch>>,
+    heavy: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for ProofCache {
+    fn default() -> Self {
+        ProofCache {
+            leaves: Mutex::default(),
+            heavy: Arc::new(tokio::sync::Semaphore::new(MAX_HEAVY)),
+        }
+    }
+}
+
+impl ProofCache {
+    /// A permit for one heavy request, or the 503 answer.
+    fn heavy(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+        self.heavy.clone().try_acquire_owned().map_err(|_| {
+            Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many requests for bodies and scores in flight; retry shortly",
+            ))
+        })
+    }
+
+    /// The decoded leaves of `held`, read and checked on first use.
+    async fn leaves(&self, held: &HeldSnapshot) -> Result<ProofData, String> {
+        let (publisher, epoch) = (held.header.publisher, held.header.epoch);
+        let cell = {
+            let mut m = self.leaves.lock().map_err(|_| "cache lock poisoned")?;
+            let e = m
+                .entry(publisher)
+                .or_insert_with(|| (epoch, Default::default()));
+            if e.0 != epoch {
+                *e = (epoch, Default::default());
+            }
+            e.1.clone()
+        };
+        cell.get_or_try_init(|| async {
+            let (dir, header) = (held.dir.clone(), held.header.clone());
+            // Reading and checking the whole body: off the async workers.
+            tokio::task::spawn_blocking(move || {
+                crate::snapshot::dir::checked_body(&dir, &header).map(Arc::new)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .cloned()
+    }
+}
 
 /// The router over a node's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -180,18 +258,48 @@ async fn snapshot_file(
         .store
         .epoch_dir(&held.header.publisher, epoch)
         .join(name);
-    match tokio::fs::read(&p).await {
-        Ok(bytes) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            error(StatusCode::NOT_FOUND, format!("epoch {epoch} is not held"))
+    let permit = if name == BODY_FILE {
+        match shared.http_cache.heavy() {
+            Ok(p) => Some(p),
+            Err(r) => return *r,
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}")),
-    }
+    } else {
+        None
+    };
+    let file = match tokio::fs::File::open(&p).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return error(StatusCode::NOT_FOUND, format!("epoch {epoch} is not held"))
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}")),
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}")),
+    };
+    // Chunks read as the client takes them; the permit lives as long as
+    // the stream.
+    let chunks = futures::stream::unfold((file, permit), |(mut f, permit)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), (f, permit)))
+            }
+            Err(e) => Some((Err(e), (f, permit))),
+        }
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 async fn score(
@@ -212,11 +320,22 @@ async fn score(
         Ok(h) => h,
         Err((status, m)) => return error(status, m),
     };
-    let dir = held.dir.clone();
-    let a = agent.clone();
-    // Proving reads and checks the whole body: off the async workers.
-    let proof =
-        tokio::task::spawn_blocking(move || crate::snapshot::dir::prove_agent(&dir, &a)).await;
+    let _permit = match shared.http_cache.heavy() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let data = match shared.http_cache.leaves(&held).await {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let (header_copy, a) = (held.header.clone(), agent.clone());
+    // The proof hashes O(n) leaves (root check, siblings): off the async
+    // workers too.
+    let proof = tokio::task::spawn_blocking(move || {
+        let (d, leaves) = &*data;
+        crate::snapshot::proof::prove(&header_copy, &d.agents, &d.scores, &d.ranks, leaves, &a)
+    })
+    .await;
     let proof = match proof {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -12,7 +12,7 @@
 //! when it was accepted, so there is nothing left to flush after that.
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -22,7 +22,7 @@ use ed25519_dalek::SigningKey;
 
 use super::announce::{check_network, Announcement, Claim};
 use super::fetch::Fetcher;
-use super::gossip::{Gossip, GossipConfig, ANNOUNCE_PREFIX};
+use super::gossip::{Gossip, GossipConfig, ANNOUNCE_PREFIX, LEAVING_KEY};
 use super::metrics::{Held, Metrics};
 use super::mqtt::Mqtt;
 use super::state::{self, PublisherState};
@@ -37,6 +37,9 @@ use crate::trust::TrustBackend;
 /// directory: the publisher's 64-byte signature of the claim, so a
 /// restarted node can announce what it holds again.
 pub const CLAIM_SIG_FILE: &str = "claim.sig";
+
+/// How long the HTTP server drains requests in flight at shutdown.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
 
 /// Opens the publisher's compute back end; called on the publisher's own
 /// thread (a GPU context stays on the thread that uses it).
@@ -97,6 +100,8 @@ pub struct Shared {
     pub gossip: Gossip,
     pub mqtt: Option<Mqtt>,
     pub fetcher: Fetcher,
+    /// The HTTP routes' decoded leaves and heavy-request permits.
+    pub http_cache: super::http::ProofCache,
     held: RwLock<BTreeMap<[u8; 32], HeldSnapshot>>,
     /// One lock per publisher, held across a whole accept (commit, state,
     /// hold): the publisher thread and the follower may both accept for
@@ -296,6 +301,7 @@ pub async fn run(
         gossip,
         mqtt,
         fetcher: Fetcher::new(cfg.fetch_timeout),
+        http_cache: Default::default(),
         held: RwLock::new(BTreeMap::new()),
         accepting: Default::default(),
         quiet: cfg.quiet,
@@ -336,11 +342,25 @@ pub async fn run(
     };
 
     let app = super::http::router(shared.clone());
+    let leaving = shared.clone();
+    let mut stopped = stop_rx.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        // Peers hear of it while requests drain, not after.
+        leaving.gossip.set(LEAVING_KEY, "1").await;
         let _ = stop_tx.send(true);
     });
-    let served = serve.await;
+    // The drain has a deadline: one slow client must not hold the process.
+    let served = tokio::select! {
+        r = serve.into_future() => r,
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(HTTP_DRAIN).await;
+        } => {
+            shared.say(&format!("HTTP requests still in flight after {HTTP_DRAIN:?}: dropped"));
+            Ok(())
+        }
+    };
     shared.say("shutting down");
     let _ = follower.await;
     if let Some(p) = publisher {
