@@ -155,8 +155,11 @@ impl Follower {
             self.unreachable.clear();
             self.stale.clear();
         }
-        let mut candidates: BTreeMap<[u8; 32], Vec<Announcement>> = BTreeMap::new();
+        // Per publisher: announcements with whether their node says it is
+        // leaving (asked last; see gossip::LEAVING_KEY).
+        let mut candidates: BTreeMap<[u8; 32], Vec<(Announcement, bool)>> = BTreeMap::new();
         for e in entries {
+            let leaving = e.leaving;
             let pair = (e.key, e.value);
             let verdict = match self.verdicts.get_mut(&pair) {
                 Some((v, seen)) => {
@@ -188,21 +191,23 @@ impl Follower {
             if held.is_some_and(|h| epoch == h) || self.equivocated.contains(&(publisher, epoch)) {
                 continue;
             }
-            candidates.entry(publisher).or_default().push(a);
+            candidates.entry(publisher).or_default().push((a, leaving));
         }
         self.turn = self.turn.wrapping_add(1);
         for (publisher, anns) in candidates {
             if *stop.borrow() {
                 return;
             }
-            let Some(best) = anns.iter().map(|a| a.claim.epoch).max() else {
+            let Some(best) = anns.iter().map(|(a, _)| a.claim.epoch).max() else {
                 continue;
             };
-            let mut sources: Vec<&Announcement> =
-                anns.iter().filter(|a| a.claim.epoch == best).collect();
+            let mut sources: Vec<&(Announcement, bool)> =
+                anns.iter().filter(|(a, _)| a.claim.epoch == best).collect();
             let n = sources.len();
             sources.rotate_left(self.turn % n.max(1));
-            for a in sources {
+            // Stable: the rotation stays among nodes not leaving.
+            sources.sort_by_key(|(_, leaving)| *leaving);
+            for (a, _) in sources {
                 let key = (a.http, publisher, best, a.claim.header_hash);
                 if self.failed.contains(&key) || self.equivocated.contains(&(publisher, best)) {
                     continue;

@@ -25,8 +25,10 @@ use super::{Result, ServeError};
 
 /// The key prefix of announcements.
 pub const ANNOUNCE_PREFIX: &str = "ann:";
-/// A node about to leave sets this key, so peers stop fetching from it
-/// before the failure detector notices.
+/// A node about to leave sets this key, so peers ask it last before the
+/// failure detector notices. Only a hint: chitchat lets any peer push any
+/// node's state, so a rogue could set it on honest nodes; an announcement
+/// of a node marked leaving is still used, after the others.
 pub const LEAVING_KEY: &str = "leaving";
 
 /// How a node joins the gossip.
@@ -53,6 +55,8 @@ pub struct Entry {
     pub node_id: String,
     pub key: String,
     pub value: String,
+    /// The node says it is leaving (unauthenticated: a hint only).
+    pub leaving: bool,
 }
 
 impl Gossip {
@@ -106,8 +110,8 @@ impl Gossip {
             .await;
     }
 
-    /// Every key with `prefix` of every live node (this one included) that
-    /// is not leaving.
+    /// Every key with `prefix` of every live node (this one included), with
+    /// whether the node is marked leaving.
     pub async fn entries(&self, prefix: &str) -> Vec<Entry> {
         self.handle
             .with_chitchat(|c| {
@@ -117,15 +121,14 @@ impl Gossip {
                     let Some(state) = c.node_state(id) else {
                         continue;
                     };
-                    if state.get(LEAVING_KEY).is_some() {
-                        continue;
-                    }
+                    let leaving = state.get(LEAVING_KEY).is_some();
                     for (k, v) in state.key_values() {
                         if k.starts_with(prefix) {
                             out.push(Entry {
                                 node_id: id.node_id.to_string(),
                                 key: k.to_string(),
                                 value: v.to_string(),
+                                leaving,
                             });
                         }
                     }
