@@ -262,6 +262,10 @@ pub async fn run(
     if cfg.publish.is_some() && !trusted.contains(&node_key) {
         trusted.push(node_key);
     }
+    // A bad broker URL is refused before anything is bound or started.
+    if let Some(url) = &cfg.mqtt {
+        super::mqtt::parse_url(url)?;
+    }
     let store = Store::open(&cfg.state_dir)?;
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
