@@ -132,3 +132,37 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_are_unique_and_leftovers_go_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let p = [7u8; 32];
+        // Two writers of one epoch get two directories.
+        let a = store.staging(&p, 3).unwrap();
+        let b = store.staging(&p, 3).unwrap();
+        assert_ne!(a, b);
+        std::fs::write(a.join(crate::snapshot::HEADER_FILE), b"h").unwrap();
+        std::fs::write(a.join("claim.sig"), [1u8; 64]).unwrap();
+        let to = store.commit(&a, &p, 3).unwrap();
+        assert_eq!(std::fs::read(to.join("claim.sig")).unwrap(), [1u8; 64]);
+        assert!(!a.exists());
+        // `b` is what a crash would leave: gone after the next open.
+        std::fs::write(
+            store.publisher_dir(&p).unwrap().join(".state.json.1-2.tmp"),
+            b"x",
+        )
+        .unwrap();
+        let store = Store::open(d.path()).unwrap();
+        assert!(!b.exists());
+        let names: Vec<String> = std::fs::read_dir(store.publisher_dir(&p).unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["3".to_string()]);
+    }
+}
