@@ -12,7 +12,7 @@
 //! when it was accepted, so there is nothing left to flush after that.
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -40,6 +40,8 @@ pub const CLAIM_SIG_FILE: &str = "claim.sig";
 
 /// How long the HTTP server drains requests in flight at shutdown.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers.
+const HEADER_READ: Duration = Duration::from_secs(10);
 
 /// Opens the publisher's compute back end; called on the publisher's own
 /// thread (a GPU context stays on the thread that uses it).
@@ -346,24 +348,21 @@ pub async fn run(
     };
 
     let app = super::http::router(shared.clone());
-    let leaving = shared.clone();
-    let mut stopped = stop_rx.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        // Peers hear of it while requests drain, not after.
-        leaving.gossip.set(LEAVING_KEY, "1").await;
-        let _ = stop_tx.send(true);
-    });
-    // The drain has a deadline: one slow client must not hold the process.
-    let served = tokio::select! {
-        r = serve.into_future() => r,
-        _ = async {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(HTTP_DRAIN).await;
-        } => {
-            shared.say(&format!("HTTP requests still in flight after {HTTP_DRAIN:?}: dropped"));
+    let http_server = tokio::spawn(serve_http(listener, app, stop_rx.clone()));
+    shutdown.await;
+    // Peers hear of it while requests drain, not after.
+    shared.gossip.set(LEAVING_KEY, "1").await;
+    let _ = stop_tx.send(true);
+    let served = match http_server.await {
+        Ok(drained) => {
+            if !drained {
+                shared.say(&format!(
+                    "HTTP requests still in flight after {HTTP_DRAIN:?}: dropped"
+                ));
+            }
             Ok(())
         }
+        Err(e) => Err(e),
     };
     shared.say("shutting down");
     let _ = follower.await;
@@ -375,6 +374,64 @@ pub async fn run(
     }
     shared.gossip.leave().await;
     served.map_err(|e| ServeError::Config(format!("HTTP server: {e}")))
+}
+
+/// Serves HTTP until `stop` turns true, then drains the connections for
+/// [`HTTP_DRAIN`] at most; false if some were still open then (dropped).
+///
+/// A hand-written accept loop rather than `axum::serve`, which sets no
+/// timer: hyper then has no header-read timeout, and a client that opens a
+/// connection and never finishes its request headers holds it forever.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let mut conns = tokio::task::JoinSet::new();
+    // Each connection's own receiver (the loop's is borrowed by its select).
+    let conn_stop = stop.clone();
+    loop {
+        tokio::select! {
+            // The watch's guard is dropped inside: it is not Send.
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors or the like: a pause, not a spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let mut stop = conn_stop.clone();
+                conns.spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                    let _ = conn.await;
+                });
+            }
+        }
+        // Finished connections are reaped as they go.
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(HTTP_DRAIN, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    conns.abort_all();
+    drained
 }
 
 /// The snapshot a publisher's persisted state names, read back (header
