@@ -390,6 +390,22 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
             .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e})"));
         assert!(v["error"].is_string(), "{method} {path}: {v}");
     }
+    // A client that never finishes its headers is cut off (header-read
+    // timeout, 10 s), not held open: the read ends well before its own
+    // 60 s timeout would.
+    {
+        let mut s = TcpStream::connect(f0).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let t = Instant::now();
+        let r = s.read_to_end(&mut Vec::new());
+        assert!(
+            t.elapsed() < Duration::from_secs(50),
+            "connection held {:?}: {r:?}",
+            t.elapsed()
+        );
+    }
     let (_, absent) = get_json(f0, "/score/no-such-agent").unwrap();
     assert_eq!(absent["proof"]["format"], "trustmesh-absence-v1");
     let (_, header) = get(f0, "/snapshot/3/header").unwrap();
