@@ -2,13 +2,14 @@
 //! follower, publisher, MQTT) with a clean shutdown.
 //!
 //! Shutdown (the `shutdown` future given to [`run`] completes, e.g. on
-//! SIGINT or SIGTERM): the HTTP server stops accepting and drains the
-//! requests in flight; the follower stops at once (a fetch under way is
-//! abandoned; see [`super::follower::run`]) and the publisher
-//! between recomputes (a recompute under way finishes and is committed, or
-//! is abandoned before its state is written); the node marks itself as
-//! leaving in gossip and lets that spread for a few rounds; MQTT
-//! disconnects. Every accepted snapshot's state was written (fsync'd)
+//! SIGINT or SIGTERM): the node sets `leaving` in gossip (a hint, see
+//! [`super::gossip::LEAVING_KEY`]); the HTTP server stops accepting and
+//! drains the requests in flight, for `HTTP_DRAIN` (10 s) at most; the follower
+//! stops at once (a fetch under way is abandoned; see
+//! [`super::follower::run`]) and the publisher between recomputes (a
+//! recompute under way finishes and is committed, or is abandoned before
+//! its state is written); the node lets `leaving` spread for a few rounds;
+//! MQTT disconnects. Every accepted snapshot's state was written (fsync'd)
 //! when it was accepted, so there is nothing left to flush after that.
 
 use std::collections::BTreeMap;
@@ -377,7 +378,7 @@ pub async fn run(
 }
 
 /// Serves HTTP until `stop` turns true, then drains the connections for
-/// [`HTTP_DRAIN`] at most; false if some were still open then (dropped).
+/// `HTTP_DRAIN` at most; false if some were still open then (dropped).
 ///
 /// A hand-written accept loop rather than `axum::serve`, which sets no
 /// timer: hyper then has no header-read timeout, and a client that opens a
