@@ -156,6 +156,47 @@ impl Mqtt {
 mod tests {
     use super::*;
 
+    /// With no broker, publishing neither waits nor blocks: what does not
+    /// fit the queue is dropped and counted.
+    #[tokio::test]
+    async fn a_broker_down_never_blocks_publishing() {
+        use crate::serve::announce::{Announcement, Claim};
+        use crate::snapshot::header::header_hash;
+        use crate::snapshot::testutil::{agents, key, Snap};
+        let snap = Snap::new(&agents(4));
+        let claim = Claim {
+            network: snap.header.network.clone(),
+            publisher: snap.header.publisher,
+            epoch: snap.header.epoch,
+            header_hash: header_hash(&snap.header_bin),
+        };
+        let sig = claim.sign(&key()).unwrap();
+        let announcement =
+            Announcement::new(claim, sig, &key(), "127.0.0.1:9".parse().unwrap()).unwrap();
+        let h = HeldSnapshot {
+            header: snap.header.clone(),
+            header_hash: header_hash(&snap.header_bin),
+            dir: std::path::PathBuf::new(),
+            announcement,
+        };
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics = Arc::new(Metrics::default());
+        let m =
+            Mqtt::connect(&format!("mqtt://127.0.0.1:{port}"), "test", metrics.clone()).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            let _ = m.publish(&h.header.network, &h, true);
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(metrics.mqtt_dropped.load(Relaxed) > 0);
+        m.disconnect().await;
+    }
+
     #[test]
     fn urls() {
         assert_eq!(
