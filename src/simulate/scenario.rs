@@ -111,21 +111,15 @@ pub trait Scenario {
 
     /// Roles of `peers` peers of which `adversaries` are not honest, never
     /// among the first `pretrusted` (pre-trusted peers are honest by
-    /// definition). The default draws the adversaries uniformly and makes
-    /// them all [`Role::Malicious`].
+    /// definition), drawn uniformly ([`draw_adversaries`]); a scenario may
+    /// add identities beyond `peers` (fake ones).
     fn roles(
         &self,
         peers: usize,
         pretrusted: usize,
         adversaries: usize,
         rng: &mut SplitMix64,
-    ) -> Vec<Role> {
-        let mut roles = vec![Role::Honest; peers];
-        for i in draw_adversaries(peers, pretrusted, adversaries, rng) {
-            roles[i] = Role::Malicious;
-        }
-        roles
-    }
+    ) -> Vec<Role>;
 
     /// Whether a provider of role `provider` serves an authentic file; `u`
     /// is uniform in [0, 1), drawn for every download.
