@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # One prepared measurement run on a GPU host (docs/benchmarks.md, "GPU"):
 # trustmesh `bench` on the 200M-edge synthetic graph and on cnr-2000 at
-# K = 1 and 32 with each kernel timed, the gather-ahead variant beside the
-# default, `score --device gpu` against `--device cpu` on real logs, cuSPARSE
-# through CuPy on the very same matrices (benches/peers/gpu_peers.py), the
-# graph shape that once gave no figure, lane tuning and the baseline binary.
+# K = 1 and 32 with each kernel timed, the kernel variants beside the default
+# (row layout, subgroup tree, lanes, gather-ahead), `score --device gpu`
+# against `--device cpu` on real logs, Stackelberg best responses, cuSPARSE
+# through CuPy on the very same matrices (benches/peers/gpu_peers.py) and the
+# 32M-agent shape.
 # Ordered by what is still unmeasured (docs/benchmarks.md): a run cut short by
 # its time limit keeps the figures that matter most.
 #
 #   benches/device/gpu_run.sh OUTDIR [full|small]
 #
 # Reads (from the repository root): .dev/trustmesh(.xz) (release build),
-# optional .dev/trustmesh-base(.xz) (the baseline), .dev/cnr-2000.arcs.tsv.gz.
+# .dev/cnr-2000.arcs.tsv.gz.
 # `small` runs every step on small graphs, to try the script on lavapipe.
 # Every step has its own time limit, prints its exit status and goes on.
 set -u
@@ -21,11 +22,10 @@ mkdir -p "$OUT"
 W=/tmp/tm-run
 mkdir -p $W
 
-for b in trustmesh trustmesh-base; do
-    if [ -f .dev/$b.xz ] && [ ! -x .dev/$b ]; then xz -dk .dev/$b.xz && chmod +x .dev/$b; fi
-done
+if [ -f .dev/trustmesh.xz ] && [ ! -x .dev/trustmesh ]; then
+    xz -dk .dev/trustmesh.xz && chmod +x .dev/trustmesh
+fi
 BIN=.dev/trustmesh
-BASE=.dev/trustmesh-base
 if [ "$SCALE" = full ]; then
     BIG=8000000,200000000; MID=8000000,50000000; HUGE=32000000,200000000
     # The copy bandwidth measured on an H200 (4.2 TB/s); elsewhere `bench`
@@ -49,17 +49,27 @@ step 60 $BIN devices
 step 120 $BIN convert --from tsv .dev/cnr-2000.arcs.tsv.gz --out $W/cnr.parquet --layer link
 
 # 1. The big synthetic graph, K = 1 and 32, each kernel timed (--profile-kernels),
-#    saved for the variants and the peer.
+#    saved for the variants and the peer. Default kernels: rows binned by lane
+#    count, subgroup tree where the adapter has subgroups.
 step 150 $BIN bench --synthetic $BIG --k 1,32 --device gpu --iters 20 $BW --profile-kernels \
     --save-matrix $W/big.bin --json "$OUT/bench_big.json"
-# 2. The gather-ahead variant of the product kernels on the same matrix.
-step 90 env TRUSTMESH_GPU_GATHER_AHEAD=1 $BIN bench --graph $W/big.bin --k 1,32 --device gpu \
-    --iters 20 $BW --profile-kernels --json "$OUT/bench_big_ahead.json"
-# 3. cnr-2000, both variants, then GPU beside CPU.
-for v in 0 1; do
-    step 40 env TRUSTMESH_GPU_GATHER_AHEAD=$v $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu \
-        --iters 40 $BW --profile-kernels --save-matrix $W/cnr.bin --json "$OUT/bench_cnr_ahead$v.json"
-done
+# 2. K = 1 layouts and trees on the same matrix: binned without subgroups,
+#    consecutive rows with subgroups, and neither (the kernels before
+#    binning); then lanes per row and gather-ahead with the defaults.
+variant() { # variant NAME GRAPH ENV...
+    local name=$1 graph=$2; shift 2
+    step 60 env "$@" $BIN bench --graph $graph --k 1 --device gpu --iters 40 $BW --profile-kernels \
+        --json "$OUT/variant_${name}.json"
+}
+variant big_nosg $W/big.bin TRUSTMESH_GPU_SUBGROUPS=0
+variant big_consec $W/big.bin TRUSTMESH_GPU_BINNED=0
+variant big_old $W/big.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_SUBGROUPS=0
+# 3. cnr-2000 with the defaults (K = 1, 32), then the same K = 1 variants.
+step 40 $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW --profile-kernels \
+    --save-matrix $W/cnr.bin --json "$OUT/bench_cnr.json"
+variant cnr_nosg $W/cnr.bin TRUSTMESH_GPU_SUBGROUPS=0
+variant cnr_consec $W/cnr.bin TRUSTMESH_GPU_BINNED=0
+variant cnr_old $W/cnr.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_SUBGROUPS=0
 # 4. Agreement with the f64 CPU path on real logs, single and batched.
 ba=data/bitcoin-alpha.parquet
 printf 'set,agent\n' >$W/sets.csv
@@ -75,6 +85,10 @@ done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
+# 4a. What `--flat-tail` costs on the GPU (issue 11, item 7): iterate time
+#     per iteration beside cnr_gpu.report.json's.
+step 60 $BIN score --log $W/cnr.parquet --device gpu --epsilon 1e-7 --flat-tail 10 --out $W/cnr_ft.parquet \
+    --top 3 --report "$OUT/cnr_gpu_flattail.report.json"
 # 4b. Stackelberg best responses per second (issue 13's >= 1e9/s target), and
 #     the bundled game solved on the GPU against the exact method.
 step 60 $BIN bench --best-response --device cpu,gpu --json "$OUT/best_response.json"
@@ -85,13 +99,13 @@ step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 32 --no-f6
     --json "$OUT/peers_big.json"
 step 40 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 \
     --json "$OUT/peers_cnr.json"
-# 6. The shape that gave no figure within 150 s (32M agents): K = 1 alone.
-step 150 $BIN bench --synthetic $HUGE --k 1 --device gpu $BW --profile-kernels
-# 7. Lane tuning and the baseline binary, when time is left.
-for p in 4 16; do
-    step 45 env TRUSTMESH_GPU_PER_LANE=$p $BIN bench --graph $W/big.bin --k 1 --device gpu $BW --profile-kernels
-done
-if [ -x $BASE ]; then
-    step 60 $BASE bench --graph $W/big.bin --k 1 --device gpu $BW
-fi
+# 6. More agents on the same edges (32M/200M), K = 1.
+step 150 $BIN bench --synthetic $HUGE --k 1 --device gpu $BW --profile-kernels \
+    --json "$OUT/bench_huge.json"
+# 7. Lane tuning and gather-ahead with binned rows, when time is left.
+variant big_lane4 $W/big.bin TRUSTMESH_GPU_PER_LANE=4
+variant big_lane16 $W/big.bin TRUSTMESH_GPU_PER_LANE=16
+variant big_ahead $W/big.bin TRUSTMESH_GPU_GATHER_AHEAD=1
+variant cnr_lane4 $W/cnr.bin TRUSTMESH_GPU_PER_LANE=4
+variant cnr_ahead $W/cnr.bin TRUSTMESH_GPU_GATHER_AHEAD=1
 log done

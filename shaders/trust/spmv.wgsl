@@ -70,8 +70,10 @@ override PER_EDGE: bool = false;
 // Long rows: (row, first segment, end segment, 0).
 @group(0) @binding(10) var<storage, read> long_rows: array<vec4<u32>>;
 // Blocks: (first unit, end unit, log2(T) | kind << 8, 0); a unit is a row
-// (kind 0) or a segment (kind 1).
+// (kind 0), a segment (kind 1) or an entry of `row_list` (kind 2).
 @group(0) @binding(11) var<storage, read> blocks: array<vec4<u32>>;
+// Rows of the binned row blocks (kind 2), whose rows all have T lanes.
+@group(0) @binding(12) var<storage, read> row_list: array<u32>;
 
 var<workgroup> tree_s: array<V, WG>;
 var<workgroup> tree_c: array<V, WG>;
@@ -85,6 +87,13 @@ fn gather(e: u32, g: u32) -> V {
     }
     return v;
 }
+
+// The adapter's smallest subgroup when the kernels may use subgroup shuffles
+// (`shuffle_down`, from the module's prelude: src/gpu/trust/kernels.rs), else
+// 0. Invocations are assumed to form subgroups in local_invocation_index
+// order, as every Vulkan, Metal and D3D12 driver lays out a 1-D workgroup;
+// the tests check the subgroup tree against the workgroup tree bit for bit.
+override SG_MIN: u32 = 0u;
 
 // Four gathers in flight per lane before the first add (a tuning variant,
 // $TRUSTMESH_GPU_GATHER_AHEAD, see src/gpu/trust/kernels.rs).
@@ -137,7 +146,8 @@ fn spmv(
     let d = workgroupUniformLoad(&block_sh);
     let tl = d.z & 31u;
     let lanes = 1u << tl;
-    let is_seg = (d.z >> 8u) != 0u;
+    let kind = d.z >> 8u;
+    let is_seg = kind == 1u;
     let units = d.y - d.x;
     // Invocations per unit, and units per round (lanes * gp divides WG).
     let span = lanes * params.gp;
@@ -149,6 +159,8 @@ fn spmv(
         let u = r * per_round + lid / span;
         let live = u < units && g < params.groups && !group_done(colv[params.groups + g]);
         var a = acc_zero();
+        // The unit's row (row units only).
+        var row = 0u;
         if live {
             var e0: u32;
             var e1: u32;
@@ -158,15 +170,31 @@ fn spmv(
                 e0 = s.y;
                 e1 = s.z;
             } else {
-                e0 = row_ptr[d.x + u];
-                e1 = row_ptr[d.x + u + 1u];
+                row = d.x + u;
+                if kind == 2u {
+                    row = row_list[row];
+                }
+                e0 = row_ptr[row];
+                e1 = row_ptr[row + 1u];
                 rl = 1u << row_lanes_log2(e1 - e0);
             }
             if t < rl {
                 a = lane_sum(e0, e1, t, rl, g);
             }
         }
-        if tl > 0u {
+        if tl > 0u && span <= SG_MIN {
+            // A unit's lanes lie in one subgroup (span divides the subgroup
+            // size, units start at multiples of span): the same tree through
+            // shuffles, no workgroup memory, no barrier. Lanes t >= s compute
+            // what nobody reads.
+            for (var s = lanes / 2u; s > 0u; s = s / 2u) {
+                let d = s * params.gp;
+                let o = Acc(shuffle_down(a.s, d), shuffle_down(a.c, d));
+                if t < s {
+                    a = acc_merge(a, o);
+                }
+            }
+        } else if tl > 0u {
             // The previous round's last readers are done with the slots.
             workgroupBarrier();
             tree_s[lid] = a.s;
@@ -189,7 +217,7 @@ fn spmv(
                 seg_part[i] = a.s;
                 seg_part[i + 1u] = a.c;
             } else {
-                acc[vidx(d.x + u, g)] = acc_value(a);
+                acc[vidx(row, g)] = acc_value(a);
             }
         }
     }

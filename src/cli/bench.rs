@@ -264,19 +264,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let dev = dev.to_string();
         println!("{}: {}", dev, b.name());
         if value_bytes == 4 {
+            use trustmesh::gpu::trust as gt;
+            let plan = trustmesh::gpu::PlanConfig::from_env()?;
+            let on = |b: bool| if b { "on" } else { "off" };
             println!(
-                "gpu: rows fitted to {} entries per lane (${})",
-                trustmesh::gpu::PlanConfig::from_env()?.per_lane,
-                trustmesh::gpu::trust::PER_LANE_ENV
+                "gpu: rows fitted to {} entries per lane (${}), binned by lane count {} (${})",
+                plan.per_lane,
+                gt::PER_LANE_ENV,
+                on(plan.binned),
+                gt::BINNED_ENV,
             );
             println!(
-                "gpu: gather-ahead {} (${})",
-                if trustmesh::gpu::trust::gather_ahead_from_env()? {
-                    "on"
-                } else {
-                    "off"
-                },
-                trustmesh::gpu::trust::GATHER_AHEAD_ENV
+                "gpu: gather-ahead {} (${}), subgroup tree {} where the adapter has subgroups (${})",
+                on(gt::gather_ahead_from_env()?),
+                gt::GATHER_AHEAD_ENV,
+                on(gt::subgroups_from_env()?),
+                gt::SUBGROUPS_ENV,
             );
         }
         for &k in &a.k {

@@ -72,8 +72,9 @@ impl GpuContext {
     ///
     /// The device is created with the adapter's own limits, so storage
     /// bindings and buffers can be as large as the hardware allows. The
-    /// kernels need no optional feature; timestamp queries are requested
-    /// where offered, only so `bench --profile-kernels` can time each kernel.
+    /// kernels need no optional feature: subgroups are requested where
+    /// offered (the product kernels' faster tree, same bits), timestamp
+    /// queries only so `bench --profile-kernels` can time each kernel.
     /// Kernel families are compiled on first use.
     pub fn new(adapter_filter: Option<&str>) -> Result<Self> {
         let instance = new_instance();
@@ -104,7 +105,7 @@ impl GpuContext {
         let info = adapter.get_info();
         let desc = wgpu::DeviceDescriptor {
             label: Some("trustmesh"),
-            required_features: adapter.features() & TIMING_FEATURES,
+            required_features: adapter.features() & (TIMING_FEATURES | wgpu::Features::SUBGROUP),
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

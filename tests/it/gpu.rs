@@ -240,3 +240,95 @@ fn gpu_simulate_batches_runs_and_repeats_itself() {
     };
     assert!(mean("mg") < mean("public"), "{rows:?}");
 }
+
+/// Binned row blocks (rows of one lane count per workgroup, the default) and
+/// blocks of consecutive rows (lanes fitted to the longest) compute each row
+/// with the same lanes and the same tree, so they give the same bits, whole
+/// and split into chunks, single columns and batches.
+#[test]
+fn gpu_binned_rows_equal_consecutive_rows_bit_for_bit() {
+    use crate::conformance::check::{power_law, pretrusts};
+    use trustmesh::gpu::PlanConfig;
+    let (Some(whole), Some(split)) = (gpu(), gpu_split(SPLIT_BINDING)) else {
+        return;
+    };
+    let params = trustmesh::trust::IterParams {
+        epsilon: 1e-12,
+        max_iter: 6,
+        ..Default::default()
+    };
+    for per_edge in [false, true] {
+        let m = power_law(8_000, 2.0, 3_000, per_edge, 5);
+        let cols = pretrusts(m.n(), 3, 9);
+        for backend in [&whole, &split] {
+            let binned = backend.clone().with_plan(PlanConfig::default());
+            assert!(binned.plan().binned);
+            let consecutive = backend.clone().with_plan(PlanConfig {
+                binned: false,
+                ..PlanConfig::default()
+            });
+            for c in &cols {
+                let one = std::slice::from_ref(c);
+                let a = binned.solve(&m, one, &params).unwrap();
+                let b = consecutive.solve(&m, one, &params).unwrap();
+                assert_eq!(a, b, "per_edge {per_edge}");
+            }
+            assert_eq!(
+                binned.solve(&m, &cols, &params).unwrap(),
+                consecutive.solve(&m, &cols, &params).unwrap()
+            );
+        }
+    }
+}
+
+/// The product kernel's two trees (subgroup shuffles where a row's lanes fit
+/// the adapter's smallest subgroup, workgroup memory otherwise) and the two
+/// row layouts (binned by lane count, consecutive) make the same merges in
+/// the same order: `score` writes the same bits with every combination. With
+/// one entry per lane, rows spread over up to 32 lanes, so lavapipe (8-wide
+/// subgroups) runs both trees in one solve.
+#[test]
+fn gpu_subgroup_tree_and_row_layouts_give_the_same_bits() {
+    use crate::util::Trustmesh;
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
+    let run = |sg: &str, binned: &str, per_lane: &str| {
+        let out = dir
+            .path()
+            .join(format!("s{sg}_{binned}_{per_lane}.parquet"));
+        Trustmesh::new()
+            .args(["score", "--device", "gpu", "--log"])
+            .arg(&log)
+            .arg("--out")
+            .arg(&out)
+            .env("TRUSTMESH_GPU_SUBGROUPS", sg)
+            .env("TRUSTMESH_GPU_BINNED", binned)
+            .env("TRUSTMESH_GPU_PER_LANE", per_lane)
+            .ok();
+        crate::common::read_scores(&out)
+    };
+    for per_lane in ["1", "8"] {
+        let reference = run("0", "0", per_lane);
+        assert_eq!(reference.len(), 3783);
+        for (sg, binned) in [("1", "1"), ("1", "0"), ("0", "1")] {
+            assert_eq!(
+                run(sg, binned, per_lane),
+                reference,
+                "subgroups {sg}, binned {binned}, per lane {per_lane}"
+            );
+        }
+    }
+    for var in ["TRUSTMESH_GPU_SUBGROUPS", "TRUSTMESH_GPU_BINNED"] {
+        Trustmesh::new()
+            .args(["score", "--device", "gpu", "--log"])
+            .arg(&log)
+            .arg("--out")
+            .arg(dir.path().join("bad.parquet"))
+            .env(var, "yes")
+            .fails(1)
+            .stderr_has(&[&format!("{var}=yes: expected 0 or 1")]);
+    }
+}

@@ -215,6 +215,7 @@ impl Block {
                             &seg_part,
                             &gm.long_rows,
                             &gm.blocks,
+                            &gm.row_list,
                         ],
                     )
                 })

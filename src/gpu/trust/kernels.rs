@@ -46,9 +46,18 @@ impl Lanes {
     }
 }
 
-/// The full text of one of the family's modules at one width.
+/// The full text of one of the family's modules at one width, for a device
+/// without subgroups.
 pub(crate) fn compose(lanes: Lanes, parts: &[&str]) -> String {
-    compose_wgsl(lanes.prelude(), parts)
+    compose_with(lanes, 0, parts)
+}
+
+/// The same with subgroups of at least `sg` invocations (0: none).
+pub(crate) fn compose_with(lanes: Lanes, sg: u32, parts: &[&str]) -> String {
+    compose_wgsl(
+        &format!("{}{}", lanes.prelude(), subgroup_prelude(sg)),
+        parts,
+    )
 }
 
 /// The pipelines of one value width.
@@ -92,22 +101,65 @@ pub const GATHER_AHEAD_ENV: &str = "TRUSTMESH_GPU_GATHER_AHEAD";
 
 /// Whether [`GATHER_AHEAD_ENV`] asks for the gather-ahead variant.
 pub fn gather_ahead_from_env() -> Result<bool> {
-    match std::env::var(GATHER_AHEAD_ENV) {
-        Err(_) => Ok(false),
+    env_flag(GATHER_AHEAD_ENV, false)
+}
+
+/// Environment variable that switches the product kernels' subgroup tree off
+/// (`0`) or on (`1`, the default where the adapter has subgroups): a row's
+/// lanes merge through subgroup shuffles instead of workgroup memory and
+/// barriers whenever its lanes fit the adapter's smallest subgroup. The same
+/// merges in the same order, so the same bits; a knob to measure it.
+pub const SUBGROUPS_ENV: &str = "TRUSTMESH_GPU_SUBGROUPS";
+
+/// Whether [`SUBGROUPS_ENV`] allows the subgroup tree (the default).
+pub fn subgroups_from_env() -> Result<bool> {
+    env_flag(SUBGROUPS_ENV, true)
+}
+
+/// A 0/1 switch from the environment, `default` when unset.
+pub(crate) fn env_flag(name: &'static str, default: bool) -> Result<bool> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
         Ok(v) => match v.as_str() {
             "0" => Ok(false),
             "1" => Ok(true),
             _ => Err(crate::error::Error::param(
-                GATHER_AHEAD_ENV,
-                format!("{GATHER_AHEAD_ENV}={v}: expected 0 or 1"),
+                name,
+                format!("{name}={v}: expected 0 or 1"),
             )),
         },
+    }
+}
+
+/// The subgroup size the product kernels may rely on: the adapter's smallest
+/// subgroup when the device has subgroups and [`SUBGROUPS_ENV`] allows them,
+/// else 0 (the workgroup tree everywhere).
+pub(crate) fn subgroup_size(ctx: &GpuContext) -> Result<u32> {
+    let has = ctx.device.features().contains(wgpu::Features::SUBGROUP);
+    Ok(if has && subgroups_from_env()? {
+        ctx.adapter_info().subgroup_min_size
+    } else {
+        0
+    })
+}
+
+/// `shuffle_down` for the product kernels: a subgroup shuffle, or a
+/// stand-in that the kernels never call when the subgroup size is 0 (a
+/// device without subgroups must not see the builtin). naga (wgpu 30) takes
+/// subgroup builtins without WGSL's `enable subgroups;`, which it rejects as
+/// unsupported; the device feature is what allows them.
+fn subgroup_prelude(sg: u32) -> &'static str {
+    if sg > 0 {
+        "fn shuffle_down(v: V, d: u32) -> V { return subgroupShuffleDown(v, d); }\n"
+    } else {
+        "fn shuffle_down(v: V, d: u32) -> V { return v; }\n"
     }
 }
 
 impl KernelFamily for TrustKernels {
     fn build(ctx: &GpuContext) -> Result<Self> {
         let ahead = gather_ahead_from_env()? as u8 as f64;
+        let sg = subgroup_size(ctx)?;
         let device = &ctx.device;
         let spmv_layout = bind_group_layout(device, "trust spmv", &SPMV_SLOTS);
         let power_layout = bind_group_layout(device, "trust power", &POWER_SLOTS);
@@ -121,7 +173,10 @@ impl KernelFamily for TrustKernels {
         let spmv_pl = pipeline_layout(&spmv_layout);
         let power_pl = pipeline_layout(&power_layout);
         let width = |lanes: Lanes| {
-            let spmv = ctx.shader("trust/spmv.wgsl", compose(lanes, &[COMMON_WGSL, SPMV_WGSL]));
+            let spmv = ctx.shader(
+                "trust/spmv.wgsl",
+                compose_with(lanes, sg, &[COMMON_WGSL, SPMV_WGSL]),
+            );
             let power = ctx.shader(
                 "trust/power.wgsl",
                 compose(lanes, &[COMMON_WGSL, POWER_WGSL]),
@@ -149,7 +204,11 @@ impl KernelFamily for TrustKernels {
                         &spmv_pl,
                         &spmv,
                         "spmv",
-                        &[("PER_EDGE", pe as u8 as f64), ("GATHER_AHEAD", ahead)],
+                        &[
+                            ("PER_EDGE", pe as u8 as f64),
+                            ("GATHER_AHEAD", ahead),
+                            ("SG_MIN", sg as f64),
+                        ],
                     )
                 }),
                 spmv_rows: [false, true].map(|pe| {

@@ -70,7 +70,7 @@ const _: () = assert!(std::mem::size_of::<ColStateU>() == 16);
 pub(crate) use crate::gpu::context::{bind_group_layout, Slot};
 
 /// Bindings of shaders/trust/spmv.wgsl (both entry points share them).
-pub(crate) const SPMV_SLOTS: [(u32, Slot); 12] = [
+pub(crate) const SPMV_SLOTS: [(u32, Slot); 13] = [
     (0, Slot::Uniform),   // params
     (1, Slot::Uniform),   // chunk
     (2, Slot::Read),      // row_ptr
@@ -83,6 +83,7 @@ pub(crate) const SPMV_SLOTS: [(u32, Slot); 12] = [
     (9, Slot::ReadWrite), // seg_part
     (10, Slot::Read),     // long_rows
     (11, Slot::Read),     // blocks
+    (12, Slot::Read),     // row_list
 ];
 
 /// Bindings of shaders/trust/power.wgsl.
@@ -103,7 +104,7 @@ pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
 mod tests {
     use super::*;
     use crate::gpu::context::declared_slots;
-    use crate::gpu::trust::kernels::{compose, Lanes};
+    use crate::gpu::trust::kernels::{compose, compose_with, Lanes};
 
     /// Size of struct `name` in `module`, as the shader compiler lays it out.
     fn wgsl_size(module: &naga::Module, name: &str) -> u32 {
@@ -140,6 +141,25 @@ mod tests {
                 wgsl_size(&power, "ColState"),
                 std::mem::size_of::<ColStateU>() as u32
             );
+        }
+    }
+
+    /// The product kernels' text with subgroups parses and validates too (a
+    /// device without them never compiles it, so CI on such a device would
+    /// not notice otherwise).
+    #[test]
+    fn subgroup_variant_validates() {
+        for lanes in [Lanes::One, Lanes::Four] {
+            let text = compose_with(lanes, 32, &[COMMON_WGSL, SPMV_WGSL]);
+            assert!(text.contains("subgroupShuffleDown"));
+            let module = naga::front::wgsl::parse_str(&text)
+                .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&text)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::all(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&text)));
         }
     }
 

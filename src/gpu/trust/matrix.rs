@@ -20,6 +20,8 @@ pub(crate) struct GpuMatrix {
     pub segs: wgpu::Buffer,
     pub long_rows: wgpu::Buffer,
     pub blocks: wgpu::Buffer,
+    /// Rows of the binned row blocks (`Plan::row_list`).
+    pub row_list: wgpu::Buffer,
     /// Bound in place of the edge weights when weights are per source.
     pub no_weights: wgpu::Buffer,
     pub chunks: Vec<ChunkBuffers>,
@@ -60,6 +62,7 @@ impl GpuMatrix {
         let plan = Plan::build(m.ptr(), cap, cfg);
         need("the long-row segment list", plan.segs.len() * 16)?;
         need("the block list", plan.blocks.len() * 16)?;
+        need("the binned row list", plan.row_list.len() * 4)?;
         let (scale, edge_w): (Vec<f32>, Option<Vec<f32>>) = match m.weights() {
             EdgeWeights::PerSource(s) => (s.iter().map(|&v| v as f32).collect(), None),
             EdgeWeights::PerEdge(w) => (vec![1.0; n], Some(w.iter().map(|&v| v as f32).collect())),
@@ -106,6 +109,7 @@ impl GpuMatrix {
             segs: ctx.storage_init("segs", bytemuck::cast_slice(&plan.segs), none),
             long_rows: ctx.storage_init("long_rows", bytemuck::cast_slice(&plan.long_rows), none),
             blocks: ctx.storage_init("blocks", bytemuck::cast_slice(&plan.blocks), none),
+            row_list: ctx.storage_init("row_list", bytemuck::cast_slice(&plan.row_list), none),
             no_weights: ctx.zeroed("no edge weights", 16, wgpu::BufferUsages::STORAGE),
             chunks,
             plan,

@@ -23,7 +23,7 @@ mod solve;
 use std::sync::Arc;
 
 pub use block::MAX_BLOCK;
-pub use kernels::{gather_ahead_from_env, GATHER_AHEAD_ENV};
+pub use kernels::{gather_ahead_from_env, subgroups_from_env, GATHER_AHEAD_ENV, SUBGROUPS_ENV};
 pub use plan::{PlanConfig, DEFAULT_PER_LANE};
 pub use profile::{Stage, StageTimes};
 pub use solve::READBACK_EVERY;
@@ -40,6 +40,11 @@ use crate::trust::TrustMatrix;
 /// on a new device (`trustmesh bench` reports the value in use).
 pub const PER_LANE_ENV: &str = "TRUSTMESH_GPU_PER_LANE";
 
+/// Environment variable that switches binned row blocks ([`PlanConfig::binned`])
+/// off (`0`) or on (`1`, the default): a knob to measure the two layouts
+/// against each other on new hardware.
+pub const BINNED_ENV: &str = "TRUSTMESH_GPU_BINNED";
+
 /// The GPU back end: f32 power iteration in wgpu compute shaders.
 #[derive(Debug, Clone)]
 pub struct GpuBackend {
@@ -54,7 +59,7 @@ impl GpuBackend {
     }
 
     /// Uses an already opened device (shared pipelines, lowered limits in
-    /// tests). Reads [`PER_LANE_ENV`] when set.
+    /// tests). Reads [`PER_LANE_ENV`] and [`BINNED_ENV`] when set.
     pub fn from_context(ctx: Arc<GpuContext>) -> Result<Self> {
         Ok(GpuBackend {
             ctx,

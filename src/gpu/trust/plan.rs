@@ -31,6 +31,7 @@ pub(crate) const MAX_SEGS_PER_ROW: u32 = 1024;
 /// Block kinds, as the shader reads them from bits 8.. of the descriptor.
 const KIND_ROWS: u32 = 0;
 const KIND_SEGMENTS: u32 = 1;
+const KIND_LISTED: u32 = 2;
 
 /// Tuning of the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,13 @@ pub struct PlanConfig {
     /// loads per lane to hide gather latency, few enough that rows of a few
     /// dozen entries still spread over several lanes.
     pub per_lane: u32,
+    /// Rows binned by lane count (the default): a row block takes rows of one
+    /// lane count only, listed in [`Plan::row_list`], so no lane of a block
+    /// idles while a longer neighbour finishes. Off: blocks of consecutive
+    /// rows with lanes fitted to the longest (the layout before binning, kept
+    /// to measure against). The sums are the same bits either way: a row's
+    /// grouping depends on its length alone.
+    pub binned: bool,
 }
 
 impl PlanConfig {
@@ -60,6 +68,7 @@ impl PlanConfig {
                     )
                 })?;
         }
+        plan.binned = super::kernels::env_flag(super::BINNED_ENV, plan.binned)?;
         Ok(plan)
     }
 }
@@ -68,6 +77,7 @@ impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {
             per_lane: DEFAULT_PER_LANE,
+            binned: true,
         }
     }
 }
@@ -94,8 +104,11 @@ pub(crate) struct Plan {
     /// The entries per lane rows were fitted to (the kernels need it too).
     pub per_lane: u32,
     /// One per workgroup: (first unit, end unit, log2(lanes) | kind << 8, 0);
-    /// units are rows (kind 0) or segments (kind 1).
+    /// units are rows (kind 0), segments (kind 1) or entries of `row_list`
+    /// (kind 2, binned rows).
     pub blocks: Vec<[u32; 4]>,
+    /// Binned row blocks' rows, each block's in row order.
+    pub row_list: Vec<u32>,
     /// (row, first entry, end entry, 0), global entry indices.
     pub segs: Vec<[u32; 4]>,
     /// (row, first segment, end segment, 0).
@@ -124,8 +137,11 @@ struct Builder {
     cap: u32,
     per_lane: u32,
     plan: Plan,
+    binned: bool,
     /// Open block of short rows: first row, rows, longest row.
     rows: Option<(u32, u32, u32)>,
+    /// Binned: the open block's rows per log2(lanes).
+    bins: [Vec<u32>; 6],
     /// First segment not yet in a block.
     seg_pending: u32,
     /// Open chunk: first block, first entry.
@@ -140,6 +156,19 @@ impl Builder {
                 .blocks
                 .push([r0, r0 + count, tl | KIND_ROWS << 8, 0]);
         }
+    }
+
+    /// Closes the open binned block of `tl` (when it holds any row).
+    fn close_bin(&mut self, tl: usize) {
+        if self.bins[tl].is_empty() {
+            return;
+        }
+        let first = self.plan.row_list.len() as u32;
+        self.plan.row_list.append(&mut self.bins[tl]);
+        let end = self.plan.row_list.len() as u32;
+        self.plan
+            .blocks
+            .push([first, end, tl as u32 | KIND_LISTED << 8, 0]);
     }
 
     fn close_segments(&mut self) {
@@ -160,6 +189,7 @@ impl Builder {
             return;
         }
         self.close_rows();
+        (0..self.bins.len()).for_each(|tl| self.close_bin(tl));
         self.close_segments();
         self.close_chunk(start);
     }
@@ -171,11 +201,21 @@ impl Builder {
         let (b0, b1) = (self.chunk.0, self.plan.blocks.len() as u32);
         if b1 > b0 {
             let blocks = &mut self.plan.blocks[b0 as usize..b1 as usize];
-            blocks.sort_by_key(|b| b[2] >> 8); // stable
-            let rows = blocks.iter().filter(|b| b[2] >> 8 == KIND_ROWS);
-            let row0 = rows.clone().map(|b| b[0]).min();
-            let row1 = rows.map(|b| b[1]).max();
-            let n_row_blocks = blocks.iter().filter(|b| b[2] >> 8 == KIND_ROWS).count();
+            let is_seg = |b: &[u32; 4]| b[2] >> 8 == KIND_SEGMENTS;
+            blocks.sort_by_key(is_seg); // stable
+                                        // Each row block's first and end row (a binned block's rows are
+                                        // listed in row order).
+            let list = &self.plan.row_list;
+            let spans = blocks.iter().filter(|b| !is_seg(b)).map(|b| {
+                if b[2] >> 8 == KIND_LISTED {
+                    (list[b[0] as usize], list[b[1] as usize - 1] + 1)
+                } else {
+                    (b[0], b[1])
+                }
+            });
+            let row0 = spans.clone().map(|s| s.0).min();
+            let row1 = spans.clone().map(|s| s.1).max();
+            let n_row_blocks = spans.count();
             self.plan.chunks.push(Chunk {
                 block0: b0,
                 seg_block0: b0 + n_row_blocks as u32,
@@ -192,6 +232,14 @@ impl Builder {
     fn short_row(&mut self, j: u32, a: u32, b: u32) {
         self.make_room(a, b);
         let len = b - a;
+        if self.binned {
+            let tl = lanes_log2(len, self.per_lane) as usize;
+            self.bins[tl].push(j);
+            if (self.bins[tl].len() as u32) << tl == WG {
+                self.close_bin(tl);
+            }
+            return;
+        }
         if let Some((r0, count, longest)) = self.rows {
             let longest = longest.max(len);
             if (count + 1) << lanes_log2(longest, self.per_lane) <= WG {
@@ -244,8 +292,11 @@ impl Plan {
                 segs: Vec::new(),
                 long_rows: Vec::new(),
                 chunks: Vec::new(),
+                row_list: Vec::new(),
             },
+            binned: cfg.binned,
             rows: None,
+            bins: Default::default(),
             seg_pending: 0,
             chunk: (0, ptr.first().copied().unwrap_or(0)),
         };
@@ -258,6 +309,7 @@ impl Plan {
             }
         }
         b.close_rows();
+        (0..b.bins.len()).for_each(|tl| b.close_bin(tl));
         b.close_segments();
         b.close_chunk(ptr.last().copied().unwrap_or(0));
         b.plan
@@ -268,6 +320,17 @@ impl Plan {
     fn lanes(&self, k: usize) -> (u32, bool) {
         let d = self.blocks[k][2];
         (1 << (d & 31), d >> 8 == KIND_SEGMENTS)
+    }
+
+    /// The rows of row block `k`.
+    #[cfg(test)]
+    fn block_rows(&self, k: usize) -> Vec<u32> {
+        let b = self.blocks[k];
+        if b[2] >> 8 == KIND_LISTED {
+            self.row_list[b[0] as usize..b[1] as usize].to_vec()
+        } else {
+            (b[0]..b[1]).collect()
+        }
     }
 }
 
@@ -288,9 +351,31 @@ mod tests {
     /// block's lanes fit its longest row and its units fit one workgroup; no
     /// chunk exceeds `cap` and each holds its blocks' entries.
     fn check(lens: &[u32], cap: u32, per_lane: u32) -> Plan {
+        let binned = check_with(
+            lens,
+            cap,
+            PlanConfig {
+                per_lane,
+                binned: true,
+            },
+        );
+        check_with(
+            lens,
+            cap,
+            PlanConfig {
+                per_lane,
+                binned: false,
+            },
+        );
+        binned
+    }
+
+    fn check_with(lens: &[u32], cap: u32, cfg: PlanConfig) -> Plan {
+        let per_lane = cfg.per_lane;
         let ptr = ptr_of(lens);
-        let plan = Plan::build(&ptr, cap, PlanConfig { per_lane });
+        let plan = Plan::build(&ptr, cap, cfg);
         let long_min = MAX_LANES * per_lane;
+        let len_of = |u: u32| ptr[u as usize + 1] - ptr[u as usize];
         let mut covered = vec![0u8; *ptr.last().unwrap() as usize];
         let mut row_seen = vec![0u8; lens.len()];
         let mut blocks_seen = 0;
@@ -307,12 +392,9 @@ mod tests {
             // The chunk's row range holds exactly its row blocks' rows and
             // long rows (whose segments may live elsewhere).
             for j in c.row0..c.row1 {
-                let len = ptr[j as usize + 1] - ptr[j as usize];
-                let in_block = (c.block0..c.seg_block0).any(|k| {
-                    let b = plan.blocks[k as usize];
-                    (b[0]..b[1]).contains(&j)
-                });
-                assert_eq!(in_block, len <= long_min, "row {j} in chunk rows");
+                let in_block =
+                    (c.block0..c.seg_block0).any(|k| plan.block_rows(k as usize).contains(&j));
+                assert_eq!(in_block, len_of(j) <= long_min, "row {j} in chunk rows");
             }
             assert_eq!(c.block0, blocks_seen, "chunks not contiguous");
             blocks_seen = c.block1;
@@ -321,30 +403,35 @@ mod tests {
                 let (lanes, seg) = plan.lanes(k as usize);
                 let units = blk[1] - blk[0];
                 assert!(units >= 1 && units * lanes <= WG, "block {k} too wide");
-                for u in blk[0]..blk[1] {
-                    let (a, b) = if seg {
-                        let s = plan.segs[u as usize];
-                        assert_eq!(lanes, MAX_LANES);
-                        (s[1], s[2])
-                    } else {
+                let units: Vec<(u32, u32)> = if seg {
+                    assert_eq!(lanes, MAX_LANES);
+                    let s = &plan.segs[blk[0] as usize..blk[1] as usize];
+                    s.iter().map(|s| (s[1], s[2])).collect()
+                } else {
+                    let rows = plan.block_rows(k as usize);
+                    assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows out of order");
+                    for &u in &rows {
                         row_seen[u as usize] += 1;
-                        let (a, b) = (ptr[u as usize], ptr[u as usize + 1]);
-                        assert!(b - a <= long_min, "long row {u} in a row block");
-                        assert!(lanes == MAX_LANES || (b - a).div_ceil(per_lane) <= lanes);
-                        (a, b)
-                    };
+                        let len = len_of(u);
+                        assert!(len <= long_min, "long row {u} in a row block");
+                        assert!(lanes == MAX_LANES || len.div_ceil(per_lane) <= lanes);
+                        if cfg.binned {
+                            // Every row of a binned block has exactly its lanes.
+                            assert_eq!(lanes.trailing_zeros(), lanes_log2(len, per_lane));
+                        }
+                    }
+                    // Lanes are fitted to the longest row, not over-provisioned.
+                    let longest = rows.iter().map(|&u| len_of(u)).max().unwrap();
+                    assert_eq!(lanes.trailing_zeros(), lanes_log2(longest, per_lane));
+                    rows.iter()
+                        .map(|&u| (ptr[u as usize], ptr[u as usize + 1]))
+                        .collect()
+                };
+                for (a, b) in units {
                     assert!(a >= c.e0 && b <= c.e1, "unit outside its chunk");
                     for e in a..b {
                         covered[e as usize] += 1;
                     }
-                }
-                if !seg {
-                    // Lanes are fitted to the longest row, not over-provisioned.
-                    let longest = (blk[0]..blk[1])
-                        .map(|u| ptr[u as usize + 1] - ptr[u as usize])
-                        .max()
-                        .unwrap();
-                    assert_eq!(lanes.trailing_zeros(), lanes_log2(longest, per_lane));
                 }
             }
         }
@@ -378,12 +465,28 @@ mod tests {
         assert_eq!(lanes_log2(100, 8), 4);
         assert_eq!(lanes_log2(256, 8), 5);
         // 256 one-entry rows fill one block with one lane each.
-        let p = check(&[1; 256], 1 << 20, 8);
+        let consecutive = PlanConfig {
+            per_lane: 8,
+            binned: false,
+        };
+        let p = check_with(&[1; 256], 1 << 20, consecutive);
         assert_eq!(p.blocks, vec![[0, 256, 0, 0]]);
+        let p = check(&[1; 256], 1 << 20, 8);
+        assert_eq!(p.blocks, vec![[0, 256, KIND_LISTED << 8, 0]]);
+        assert_eq!(p.row_list, (0..256).collect::<Vec<_>>());
         // A 100-entry row among short ones widens its block to 16 lanes, so the
         // block holds 16 rows.
-        let p = check(&[100; 40], 1 << 20, 8);
-        assert!(p.blocks.iter().all(|b| b[1] - b[0] <= 16 && b[2] == 4));
+        let mut lens = vec![1; 40];
+        lens[3] = 100;
+        let p = check_with(&lens, 1 << 20, consecutive);
+        assert_eq!(p.blocks[0], [0, 16, 4, 0]);
+        // Binned, it gets a block of its own and the one-entry rows fill
+        // theirs one lane each.
+        let p = check(&lens, 1 << 20, 8);
+        let rows = |k: usize| p.block_rows(k);
+        assert_eq!(p.blocks.len(), 2);
+        assert_eq!(rows(0), (0..40).filter(|&r| r != 3).collect::<Vec<_>>());
+        assert_eq!((rows(1), p.blocks[1][2]), (vec![3], 4 | KIND_LISTED << 8));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! `check.rs` holds the comparison with the reference and the fixtures.
 
 mod cases;
-mod check;
+pub mod check;
 
 use trustmesh::trust::{CpuBackend, IterParams, TrustBackend};
 
