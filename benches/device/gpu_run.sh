@@ -9,11 +9,14 @@
 # Ordered by what is still unmeasured (docs/benchmarks.md): a run cut short by
 # its time limit keeps the figures that matter most.
 #
-#   benches/device/gpu_run.sh OUTDIR [full|small]
+#   benches/device/gpu_run.sh OUTDIR [full|small|quick]
 #
 # Reads (from the repository root): .dev/trustmesh(.xz) (release build),
 # .dev/cnr-2000.arcs.tsv.gz.
-# `small` runs every step on small graphs, to try the script on lavapipe.
+# `small` runs every step on small graphs, to try the script on lavapipe;
+# `quick` runs steps 1 to 4 and the peers on full-size graphs (a confirming
+# run). Many output files: the caller tars OUTDIR (a device run returns few
+# files).
 # Every step has its own time limit, prints its exit status and goes on.
 set -u
 OUT=${1:?usage: gpu_run.sh OUTDIR [full|small]}
@@ -26,7 +29,7 @@ if [ -f .dev/trustmesh.xz ] && [ ! -x .dev/trustmesh ]; then
     xz -dk .dev/trustmesh.xz && chmod +x .dev/trustmesh
 fi
 BIN=.dev/trustmesh
-if [ "$SCALE" = full ]; then
+if [ "$SCALE" != small ]; then
     BIG=8000000,200000000; MID=8000000,50000000; HUGE=32000000,200000000
     # The copy bandwidth measured on an H200 (4.2 TB/s); elsewhere `bench`
     # reports times only and gpu_peers.py measures the copy bandwidth.
@@ -49,27 +52,28 @@ step 60 $BIN devices
 step 120 $BIN convert --from tsv .dev/cnr-2000.arcs.tsv.gz --out $W/cnr.parquet --layer link
 
 # 1. The big synthetic graph, K = 1 and 32, each kernel timed (--profile-kernels),
-#    saved for the variants and the peer. Default kernels: rows binned by lane
-#    count, subgroup tree where the adapter has subgroups.
+#    saved for the variants and the peer, with the default kernels.
 step 150 $BIN bench --synthetic $BIG --k 1,32 --device gpu --iters 20 $BW --profile-kernels \
     --save-matrix $W/big.bin --json "$OUT/bench_big.json"
-# 2. K = 1 layouts and trees on the same matrix: binned without subgroups,
-#    consecutive rows with subgroups, and neither (the kernels before
-#    binning); then lanes per row and gather-ahead with the defaults.
+# 2. K = 1 variants on the same matrix, one switch from the defaults each
+#    (rows binned by lane count, gather-ahead on, subgroup tree off), and the
+#    kernels before binning (consecutive rows, plain loop).
 variant() { # variant NAME GRAPH ENV...
     local name=$1 graph=$2; shift 2
     step 60 env "$@" $BIN bench --graph $graph --k 1 --device gpu --iters 40 $BW --profile-kernels \
         --json "$OUT/variant_${name}.json"
 }
-variant big_nosg $W/big.bin TRUSTMESH_GPU_SUBGROUPS=0
 variant big_consec $W/big.bin TRUSTMESH_GPU_BINNED=0
-variant big_old $W/big.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_SUBGROUPS=0
+variant big_plain $W/big.bin TRUSTMESH_GPU_GATHER_AHEAD=0
+variant big_sg $W/big.bin TRUSTMESH_GPU_SUBGROUPS=1
+variant big_old $W/big.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_GATHER_AHEAD=0
 # 3. cnr-2000 with the defaults (K = 1, 32), then the same K = 1 variants.
 step 40 $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW --profile-kernels \
     --save-matrix $W/cnr.bin --json "$OUT/bench_cnr.json"
-variant cnr_nosg $W/cnr.bin TRUSTMESH_GPU_SUBGROUPS=0
 variant cnr_consec $W/cnr.bin TRUSTMESH_GPU_BINNED=0
-variant cnr_old $W/cnr.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_SUBGROUPS=0
+variant cnr_plain $W/cnr.bin TRUSTMESH_GPU_GATHER_AHEAD=0
+variant cnr_sg $W/cnr.bin TRUSTMESH_GPU_SUBGROUPS=1
+variant cnr_old $W/cnr.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_GATHER_AHEAD=0
 # 4. Agreement with the f64 CPU path on real logs, single and batched.
 ba=data/bitcoin-alpha.parquet
 printf 'set,agent\n' >$W/sets.csv
@@ -85,6 +89,11 @@ done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
+if [ "$SCALE" = quick ]; then
+    step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 --json "$OUT/peers_cnr.json"
+    log done
+    exit 0
+fi
 # 4a. What `--flat-tail` costs on the GPU (issue 11, item 7): iterate time
 #     per iteration beside cnr_gpu.report.json's.
 step 60 $BIN score --log $W/cnr.parquet --device gpu --epsilon 1e-7 --flat-tail 10 --out $W/cnr_ft.parquet \
@@ -102,10 +111,7 @@ step 40 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 \
 # 6. More agents on the same edges (32M/200M), K = 1.
 step 150 $BIN bench --synthetic $HUGE --k 1 --device gpu $BW --profile-kernels \
     --json "$OUT/bench_huge.json"
-# 7. Lane tuning and gather-ahead with binned rows, when time is left.
+# 7. Lane tuning with the defaults, when time is left.
 variant big_lane4 $W/big.bin TRUSTMESH_GPU_PER_LANE=4
-variant big_lane16 $W/big.bin TRUSTMESH_GPU_PER_LANE=16
-variant big_ahead $W/big.bin TRUSTMESH_GPU_GATHER_AHEAD=1
 variant cnr_lane4 $W/cnr.bin TRUSTMESH_GPU_PER_LANE=4
-variant cnr_ahead $W/cnr.bin TRUSTMESH_GPU_GATHER_AHEAD=1
 log done

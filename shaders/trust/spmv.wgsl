@@ -95,8 +95,9 @@ fn gather(e: u32, g: u32) -> V {
 // the tests check the subgroup tree against the workgroup tree bit for bit.
 override SG_MIN: u32 = 0u;
 
-// Four gathers in flight per lane before the first add (a tuning variant,
-// $TRUSTMESH_GPU_GATHER_AHEAD, see src/gpu/trust/kernels.rs).
+// Four gathers in flight per lane before the first add (on by default, the
+// same in both product kernels; $TRUSTMESH_GPU_GATHER_AHEAD,
+// src/gpu/trust/kernels.rs).
 override GATHER_AHEAD: bool = false;
 
 // Lane t of a unit summed over R lanes: entries e0 + t, e0 + t + R, ... < e1,
@@ -105,7 +106,7 @@ override GATHER_AHEAD: bool = false;
 // lane, so GATHER_AHEAD issues four chains before adding them. The adds stay
 // in entry order; a compiler may still round the unrolled code differently
 // (lavapipe: the last bit of a few sums), so a variant is its own result,
-// deterministic and the same alone or in a batch, as the default is.
+// deterministic and the same alone or in a batch.
 fn lane_sum(e0: u32, e1: u32, t: u32, r: u32, g: u32) -> Acc {
     var a = acc_zero();
     var e = e0 + t;

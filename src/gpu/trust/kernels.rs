@@ -94,26 +94,33 @@ impl TrustKernels {
 }
 
 /// Environment variable that switches the product kernels' gather-ahead
-/// variant on (`1`) or off (`0`, the default): four index loads and gathers in
-/// flight per lane before they are added (same order, same bits). A tuning
-/// knob until it is measured on hardware; lavapipe runs it slower.
+/// variant off (`0`) or on (`1`, the default): four index loads and gathers
+/// in flight per lane before they are added, in the same order. Both product
+/// kernels take the same setting, so a column is the same bits alone or in a
+/// batch; a compiler may round the unrolled loop differently in the last bit
+/// (lavapipe does), so the two settings agree to f32 accuracy, not bit for
+/// bit. On by default since it measured faster on an H100 (docs/benchmarks.md,
+/// 2026-11-26: cnr-2000 1.5× at K = 1 and 1.2× per vector at K = 32; the
+/// 200M-edge graph 3% faster at K = 1, 5% slower at K = 32).
 pub const GATHER_AHEAD_ENV: &str = "TRUSTMESH_GPU_GATHER_AHEAD";
 
-/// Whether [`GATHER_AHEAD_ENV`] asks for the gather-ahead variant.
+/// Whether [`GATHER_AHEAD_ENV`] allows the gather-ahead variant.
 pub fn gather_ahead_from_env() -> Result<bool> {
-    env_flag(GATHER_AHEAD_ENV, false)
+    env_flag(GATHER_AHEAD_ENV, true)
 }
 
-/// Environment variable that switches the product kernels' subgroup tree off
-/// (`0`) or on (`1`, the default where the adapter has subgroups): a row's
+/// Environment variable that switches the product kernels' subgroup tree on
+/// (`1`, where the adapter has subgroups) or off (`0`, the default): a row's
 /// lanes merge through subgroup shuffles instead of workgroup memory and
 /// barriers whenever its lanes fit the adapter's smallest subgroup. The same
-/// merges in the same order, so the same bits; a knob to measure it.
+/// merges in the same order, so the same bits. Off by default because it
+/// measured slower on an H100 (10% on the 200M-edge graph, even on
+/// cnr-2000; docs/benchmarks.md).
 pub const SUBGROUPS_ENV: &str = "TRUSTMESH_GPU_SUBGROUPS";
 
-/// Whether [`SUBGROUPS_ENV`] allows the subgroup tree (the default).
+/// Whether [`SUBGROUPS_ENV`] asks for the subgroup tree.
 pub fn subgroups_from_env() -> Result<bool> {
-    env_flag(SUBGROUPS_ENV, true)
+    env_flag(SUBGROUPS_ENV, false)
 }
 
 /// A 0/1 switch from the environment, `default` when unset.
