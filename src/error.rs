@@ -542,6 +542,8 @@ pub mod params {
     pub const DISTRUST: &str = "distrust";
     /// The per-topic model, `score::per_topic::run`.
     pub const PER_TOPIC: &str = "per_topic";
+    /// `ScoreConfig::start`: a warm start from a snapshot.
+    pub const START: &str = "start";
     /// `TopicOptions::sigma`.
     pub const SIGMA: &str = "sigma";
     /// `TopicOptions::rho`.

@@ -22,6 +22,7 @@ const FLAGS: &[(&str, &str)] = &[
     (params::TAU, "--tau"),
     (params::DISTRUST, "--distrust"),
     (params::PER_TOPIC, "--per-topic"),
+    (params::START, "--warm-start-from"),
     (params::SIGMA, "--sigma"),
     (params::RHO, "--rho"),
     (params::REGISTRY, "--registry"),

@@ -57,7 +57,7 @@ pub struct MechanismArgs {
 
 /// `--unscored`, the command-line face of [`Unscored`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum UnscoredArg {
+pub(crate) enum UnscoredArg {
     Error,
     Zero,
 }

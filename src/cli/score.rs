@@ -40,6 +40,11 @@ pub struct ScoreArgs {
     pretrusted_sets: Option<PathBuf>,
     #[command(flatten)]
     topic: TopicArgs,
+    /// Start the iteration from this snapshot's vector (a snapshot
+    /// directory) instead of the pre-trust; the parameters record it, and
+    /// `snapshot audit --start-from` re-derives from it. One vector only.
+    #[arg(long, value_name = "SNAPSHOT_DIR", conflicts_with_all = ["per_topic", "per_layer", "pretrusted_sets"])]
+    warm_start_from: Option<PathBuf>,
 }
 
 /// The flags of one scoring job besides its logs and outputs: what `score`
@@ -199,7 +204,13 @@ fn parse_layer_weight(s: &str) -> std::result::Result<(String, f64), String> {
 
 impl ScoreArgs {
     fn config(&self) -> Result<ScoreConfig> {
-        self.job.config(self.logs.clone())
+        let mut cfg = self.job.config(self.logs.clone())?;
+        if let Some(dir) = &self.warm_start_from {
+            let s = trustmesh::score::start::StartVector::from_snapshot(dir)
+                .with_context(|| format!("--warm-start-from {}", dir.display()))?;
+            cfg.start = Some(s);
+        }
+        Ok(cfg)
     }
 }
 

@@ -8,8 +8,14 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use trustmesh::ingest::time::parse_duration_s;
+use trustmesh::mechanism::contract::params::{
+    DEFAULT_REWARD_MAX, DEFAULT_REWARD_STEPS, DEFAULT_TASK_VALUE, DEFAULT_TIERS,
+};
+use trustmesh::mechanism::contract::{Agents, ContractParams, Unscored};
+use trustmesh::serve::mechanism::MechanismConfig;
 use trustmesh::serve::node::{self, NodeConfig, PublishConfig};
 
+use super::mechanism::UnscoredArg;
 use super::score::JobArgs;
 
 #[derive(Args, Debug)]
@@ -39,6 +45,11 @@ pub struct ServeArgs {
     /// Recompute and publish snapshots signed by --key.
     #[arg(long, requires = "log")]
     publisher: bool,
+    /// Start each recompute from the previous snapshot's vector: fewer
+    /// iterations on a log that grew a little. The header records the start
+    /// snapshot, and `snapshot audit --start-from` re-derives from it.
+    #[arg(long, requires = "publisher")]
+    warm_start: bool,
     /// Follow this publisher's snapshots (64 hex characters); repeatable.
     #[arg(long = "trust-publisher")]
     trust_publisher: Vec<String>,
@@ -62,7 +73,63 @@ pub struct ServeArgs {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
+    mechanism: MechanismFlags,
+    #[command(flatten)]
     job: JobArgs,
+}
+
+/// A publisher's mechanism: trust-tiered contracts posted beside each
+/// snapshot (docs/serve.md, docs/mechanism.md); the flags of `trustmesh
+/// mechanism`, prefixed.
+#[derive(Args, Debug)]
+struct MechanismFlags {
+    /// Post trust-tiered contracts beside each snapshot, for this agents
+    /// table (agent, cost, capability).
+    #[arg(long, requires = "publisher")]
+    mechanism_agents: Option<PathBuf>,
+    /// Trust tiers of the mechanism.
+    #[arg(long, default_value_t = DEFAULT_TIERS, requires = "mechanism_agents")]
+    mechanism_tiers: usize,
+    /// The leader's value of one success.
+    #[arg(long, default_value_t = DEFAULT_TASK_VALUE, allow_negative_numbers = true, requires = "mechanism_agents")]
+    mechanism_task_value: f64,
+    /// The largest reward.
+    #[arg(long, default_value_t = DEFAULT_REWARD_MAX, allow_negative_numbers = true, requires = "mechanism_agents")]
+    mechanism_reward_max: f64,
+    /// Rewards on the grid, 0 and the largest included.
+    #[arg(long, default_value_t = DEFAULT_REWARD_STEPS, requires = "mechanism_agents")]
+    mechanism_reward_steps: usize,
+    /// Bound on the expected payments (default: none).
+    #[arg(long, allow_negative_numbers = true, requires = "mechanism_agents")]
+    mechanism_budget: Option<f64>,
+    /// What an agent of the table without a score gets: error (the publish
+    /// fails and names it) or zero.
+    #[arg(long, value_enum, default_value_t = UnscoredArg::from(Unscored::default()), requires = "mechanism_agents")]
+    mechanism_unscored: UnscoredArg,
+}
+
+impl MechanismFlags {
+    /// The configuration, checked now (parameters and the agents table), so
+    /// a bad flag stops the node at start rather than every publish.
+    fn config(&self) -> Result<Option<MechanismConfig>> {
+        let Some(agents) = &self.mechanism_agents else {
+            return Ok(None);
+        };
+        let params = ContractParams {
+            tiers: self.mechanism_tiers,
+            task_value: self.mechanism_task_value,
+            reward_max: self.mechanism_reward_max,
+            reward_steps: self.mechanism_reward_steps,
+            budget: self.mechanism_budget,
+            unscored: self.mechanism_unscored.into(),
+        };
+        params.validate().context("--mechanism-* flags")?;
+        Agents::read(agents).context("--mechanism-agents")?;
+        Ok(Some(MechanismConfig {
+            agents: agents.clone(),
+            params,
+        }))
+    }
 }
 
 /// A duration: `500ms`, or what `--half-life` takes (`30s`, `2m`, `1h`,
@@ -130,6 +197,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 interval,
                 ttl_s: ttl.ceil().min(i64::MAX as f64) as i64,
                 backend: Box::new(move || device.backend()),
+                mechanism: a.mechanism.config()?,
+                warm_start: a.warm_start,
             })
         }
         _ => None,
@@ -191,30 +260,42 @@ mod tests {
         }
     }
 
+    /// A publisher's `serve` arguments with `extra` after them.
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["serve", "--key", "k", "--publisher", "--log", "d"];
+        argv.extend_from_slice(extra);
+        match parse(&argv).unwrap() {
+            Command::Serve(a) => a,
+            _ => unreachable!("parsed `serve`"),
+        }
+    }
+
     #[test]
     fn flags() {
-        let a = match parse(&[
-            "serve",
-            "--key",
-            "k",
-            "--publisher",
-            "--log",
-            "d",
+        let a = serve_args(&[
             "--seed",
             "127.0.0.1:1",
             "--seed",
             "127.0.0.1:2",
             "--alpha",
             "0.2",
-        ])
-        .unwrap()
-        {
-            Command::Serve(a) => a,
-            _ => unreachable!("parsed `serve`"),
-        };
+        ]);
         assert_eq!(a.seeds.len(), 2);
         assert_eq!(a.job.config(vec!["d".into()]).unwrap().alpha, 0.2);
         // --publisher needs --log.
         assert!(parse(&["serve", "--key", "k", "--publisher"]).is_err());
+        // The mechanism is a publisher's, and its parameters need its table.
+        assert!(parse(&["serve", "--key", "k", "--mechanism-agents", "a.parquet"]).is_err());
+        assert!(parse(&["serve", "--key", "k", "--mechanism-tiers", "3"]).is_err());
+        let a = serve_args(&[
+            "--mechanism-agents",
+            "a.parquet",
+            "--mechanism-budget",
+            "50",
+        ]);
+        assert_eq!(a.mechanism.mechanism_budget, Some(50.0));
+        // The table is read at start: a missing one is named.
+        let err = a.mechanism.config().unwrap_err();
+        assert!(format!("{err:#}").contains("--mechanism-agents"), "{err:#}");
     }
 }

@@ -84,6 +84,10 @@ pub enum SnapshotCommand {
         /// The registry ledger, if the snapshot was made with one.
         #[arg(long)]
         registry: Option<PathBuf>,
+        /// The snapshot a warm-started one began from (its directory), if
+        /// the header's parameters name one (`start_snapshot`).
+        #[arg(long, value_name = "SNAPSHOT_DIR")]
+        start_from: Option<PathBuf>,
     },
     /// Check a proof against a header alone, without the body.
     VerifyProof {
@@ -183,11 +187,13 @@ pub fn run(a: SnapshotArgs) -> Result<()> {
             logs,
             pretrusted,
             registry,
+            start_from,
         } => {
             let inputs = snapshot::audit::AuditInputs {
                 logs,
                 pretrusted,
                 registry,
+                start: start_from,
             };
             let o = snapshot::audit::audit(&d, &inputs)
                 .with_context(|| format!("audit of {}", d.display()))?;

@@ -73,6 +73,7 @@ pub async fn run_async(
     backend: &dyn TrustBackend,
 ) -> Result<BatchOutput> {
     let params = cfg.iter_params(backend)?;
+    super::start::plain_only(cfg)?;
     let (graph, local, stats) = prepare_async(cfg).await?;
     let t_build = Instant::now();
     // (group name, matrix index, pre-trust)

@@ -25,6 +25,7 @@ use crate::trust::{
 pub mod batched;
 pub mod check;
 pub mod per_topic;
+pub mod start;
 
 /// Share of a cheap layer's edge kept without corroboration (β, DESIGN.md §3).
 pub const DEFAULT_BETA: f64 = 0.2;
@@ -69,6 +70,9 @@ pub struct ScoreConfig {
     /// Only rows whose `sig` verifies against the rater's registered key
     /// (needs `registry`).
     pub require_signatures: bool,
+    /// Start the iteration from a published vector ([`start`]); plain jobs
+    /// only.
+    pub start: Option<start::StartVector>,
 }
 
 /// Result of a scoring run.
@@ -231,7 +235,7 @@ impl ScoreConfig {
     /// iteration parameters actually used (`params`: epsilon resolved).
     pub fn parameters(&self, params: &IterParams) -> serde_json::Value {
         let i = &self.ingest;
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "layers": i.layers,
             "layer_weights": self.layer_weights,
             "cheap": self.cheap,
@@ -253,7 +257,13 @@ impl ScoreConfig {
             "consistency_gate": self.consistency_gate,
             "registry": self.registry.as_ref().map(|p| p.display().to_string()),
             "require_signatures": self.require_signatures,
-        })
+        });
+        // Only when there is one: a cold job's parameters stay what they
+        // were before warm starts existed.
+        if let (Some(s), Some(m)) = (&self.start, v.as_object_mut()) {
+            m.insert("start_snapshot".into(), hex::encode(s.snapshot).into());
+        }
+        v
     }
 
     /// The side files every job hashes into its provenance, besides its own.
@@ -464,7 +474,11 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     drop(layers);
 
     let t_iter = Instant::now();
-    let mut v = backend.solve(&c, &[Column::new(p)], &params)?.remove(0);
+    let column = Column {
+        start: cfg.start.as_ref().and_then(|s| s.on(agents.names())),
+        pretrust: p,
+    };
+    let mut v = backend.solve(&c, &[column], &params)?.remove(0);
     let (distrust_applied, scores) = match cfg.distrust {
         DistrustMode::Ignore => (false, std::mem::take(&mut v.scores)),
         DistrustMode::Discount => {

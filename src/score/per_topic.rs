@@ -103,6 +103,7 @@ pub async fn run_async(
     backend: &dyn TrustBackend,
 ) -> Result<TopicOutput> {
     let params = cfg.iter_params(backend)?;
+    super::start::plain_only(cfg)?;
     if cfg.distrust != super::DistrustMode::Ignore {
         let message = Message::new()
             .param(params::DISTRUST)

@@ -36,6 +36,20 @@ impl Fetcher {
 
     /// GETs `url`, refusing a body above `limit` bytes.
     pub async fn get(&self, url: &str, limit: usize) -> Result<Bytes> {
+        self.get_inner(url, limit, false)
+            .await?
+            .ok_or_else(|| ServeError::Fetch {
+                url: url.to_string(),
+                why: "status 404 Not Found".to_string(),
+            })
+    }
+
+    /// The same, but a 404 is `None`: what the peer says it does not have.
+    pub async fn get_if_present(&self, url: &str, limit: usize) -> Result<Option<Bytes>> {
+        self.get_inner(url, limit, true).await
+    }
+
+    async fn get_inner(&self, url: &str, limit: usize, absent_ok: bool) -> Result<Option<Bytes>> {
         let err = |why: String| ServeError::Fetch {
             url: url.to_string(),
             why,
@@ -48,6 +62,9 @@ impl Fetcher {
                 .await
                 .map_err(|e| err(format!("{e}")))?;
             let status = resp.status();
+            if absent_ok && status == hyper::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
             if status != hyper::StatusCode::OK {
                 return Err(err(format!("status {status}")));
             }
@@ -55,7 +72,7 @@ impl Fetcher {
                 .collect()
                 .await
                 .map_err(|e| err(format!("body: {e}")))?;
-            Ok(body.to_bytes())
+            Ok(Some(body.to_bytes()))
         };
         tokio::time::timeout(self.timeout, fut)
             .await

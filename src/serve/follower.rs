@@ -24,8 +24,10 @@
 //! and the Merkle root over the decoded scores. Its failures count as
 //! `rollback`, `expired`, `from_the_future`, `broken_chain`, `body_hash`,
 //! `merkle_root`, `bad_signature`, `untrusted_publisher`,
-//! `malformed_snapshot`, or `header_mismatch` (a valid header that is not
-//! the one announced). A peer that served a refused snapshot is not asked
+//! `malformed_snapshot`, `header_mismatch` (a valid header that is not
+//! the one announced) or `bad_mechanism` (a mechanism beside the snapshot
+//! without the publisher's signature for it; a peer with no mechanism
+//! answers 404 and the snapshot is held without one). A peer that served a refused snapshot is not asked
 //! for that claim again; a peer that could not be reached (`fetch_errors`)
 //! is retried on the next round.
 //!
@@ -50,6 +52,7 @@ use tokio::sync::watch;
 
 use super::announce::Announcement;
 use super::gossip::ANNOUNCE_PREFIX;
+use super::mechanism::{self, Binding, MAX_MECHANISM_BYTES, MECHANISM_FILE, MECHANISM_SIG_FILE};
 use super::node::{Shared, CLAIM_SIG_FILE};
 use super::ServeError;
 use crate::snapshot::header::{header_hash, open, MAX_HEADER_BYTES};
@@ -472,6 +475,49 @@ async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failu
     if let Err(e) = verified {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(Failure::Rejected(reason(&e), e.to_string()));
+    }
+    // The mechanism posted beside the snapshot, when the peer has one: it
+    // must carry the publisher's signature for this very snapshot, or the
+    // peer tampered with it and the whole fetch is refused (another peer's
+    // copy is tried, as for a bad body).
+    let b = Binding {
+        network: &shared.network,
+        publisher: &publisher,
+        epoch,
+        header_hash: &a.claim.header_hash,
+    };
+    let fetched = shared
+        .fetcher
+        .get_if_present(&url("mechanism"), MAX_MECHANISM_BYTES)
+        .await;
+    let mechanism = match fetched {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(transient(e));
+        }
+    };
+    if let Some(file) = mechanism {
+        let sig = match shared
+            .fetcher
+            .get_if_present(&url("mechanism.sig"), 64)
+            .await
+        {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(transient(e));
+            }
+        };
+        if let Err(why) = mechanism::verify(b, &file, &sig) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(Failure::Rejected(
+                "bad_mechanism",
+                format!("mechanism: {why}"),
+            ));
+        }
+        write(MECHANISM_FILE, &file)?;
+        write(MECHANISM_SIG_FILE, &sig)?;
     }
     match shared
         .accept(&staging, header, &header_bin, a.publisher_sig, None)

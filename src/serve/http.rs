@@ -7,7 +7,8 @@
 //! | `GET /snapshot/{epoch}/header`| `header.bin`, the signed header bytes                |
 //! | `GET /snapshot/{epoch}/body`  | `body.parquet`                                       |
 //! | `GET /score/{agent}`          | score, rank and Merkle inclusion proof (404 with an absence proof) |
-//! | `GET /mechanism/latest`       | 404: no mechanism is published by `serve` yet       |
+//! | `GET /snapshot/{epoch}/mechanism`, `/mechanism.sig` | the mechanism posted beside it and its signature |
+//! | `GET /mechanism/latest`       | the latest snapshot's mechanism (JSON; signature in `x-trustmesh-signature`), 404 without one |
 //! | `GET /healthz`                | `{"status":"ok", ...}` with the epochs held          |
 //! | `GET /metrics`                | Prometheus text                                      |
 //!
@@ -36,6 +37,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::mechanism::{MECHANISM_FILE, MECHANISM_SIG_FILE};
 use super::node::{HeldSnapshot, Shared};
 use crate::snapshot::dir::BodyScores;
 use crate::snapshot::header::Header;
@@ -229,10 +231,12 @@ async fn snapshot_file(
     let name = match file.as_str() {
         "header" => HEADER_FILE,
         "body" => BODY_FILE,
+        "mechanism" => MECHANISM_FILE,
+        "mechanism.sig" => MECHANISM_SIG_FILE,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                "expected /snapshot/{epoch}/header or /body",
+                "expected /snapshot/{epoch}/header, /body, /mechanism or /mechanism.sig",
             )
         }
     };
@@ -269,7 +273,11 @@ async fn snapshot_file(
     let file = match tokio::fs::File::open(&p).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return error(StatusCode::NOT_FOUND, format!("epoch {epoch} is not held"))
+            let what = match name {
+                MECHANISM_FILE | MECHANISM_SIG_FILE => "has no mechanism here",
+                _ => "is not held",
+            };
+            return error(StatusCode::NOT_FOUND, format!("epoch {epoch} {what}"));
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}")),
     };
@@ -371,11 +379,38 @@ async fn score(
     }
 }
 
-async fn mechanism() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "no mechanism configured: `serve` publishes scores only (docs/serve.md)",
-    )
+async fn mechanism(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let held = match pick(&shared, q.as_deref()) {
+        Ok(h) => h,
+        Err((status, m)) => return error(status, m),
+    };
+    let read = |name: &str| std::fs::read(held.dir.join(name));
+    match (read(MECHANISM_FILE), read(MECHANISM_SIG_FILE)) {
+        (Ok(file), Ok(sig)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (
+                    header::HeaderName::from_static("x-trustmesh-signature"),
+                    hex::encode(sig),
+                ),
+            ],
+            file,
+        )
+            .into_response(),
+        (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "epoch {} of publisher {} has no mechanism here (a publisher posts one with \
+                 --mechanism-agents; docs/serve.md)",
+                held.header.epoch,
+                hex::encode(held.header.publisher)
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading: {e}"))
+        }
+    }
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {

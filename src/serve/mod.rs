@@ -9,7 +9,8 @@
 //! epoch from a publisher it trusts fetches header and body over HTTP
 //! ([`fetch`]) from any node that announces it, verifies the snapshot
 //! completely with [`crate::snapshot`], stores it ([`store`], [`state`]) and
-//! announces that it holds it too ([`follower`]). Every node serves what it
+//! announces that it holds it too ([`follower`]). A publisher may post a
+//! signed [`mechanism`] beside each snapshot, which followers pass on. Every node serves what it
 //! holds over HTTP ([`http`]) and, optionally, republishes accepted
 //! announcements to an MQTT broker ([`mqtt`]). [`node`] wires it together.
 //!
@@ -21,6 +22,7 @@ pub mod fetch;
 pub mod follower;
 pub mod gossip;
 pub mod http;
+pub mod mechanism;
 pub mod metrics;
 pub mod mqtt;
 pub mod node;

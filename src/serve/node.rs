@@ -58,6 +58,12 @@ pub struct PublishConfig {
     /// How long each snapshot is valid, in seconds.
     pub ttl_s: i64,
     pub backend: BackendFactory,
+    /// Trust-tiered contracts solved on each snapshot's scores and posted
+    /// beside it (`--mechanism-agents`).
+    pub mechanism: Option<super::mechanism::MechanismConfig>,
+    /// Start each recompute from the previous snapshot's vector
+    /// (`--warm-start`; recorded in the header, see `score::start`).
+    pub warm_start: bool,
 }
 
 /// Everything a node is told.

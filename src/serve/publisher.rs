@@ -1,7 +1,9 @@
 //! The publisher: rescans the log directory every interval and, when its
 //! files changed, recomputes with the same code path as `trustmesh score`
 //! ([`crate::score::run`]), signs the next snapshot (epoch + 1, chained on
-//! the previous header) and hands it to the node to announce.
+//! the previous header), solves and signs the mechanism beside it when one
+//! is configured ([`super::mechanism`]) and hands both to the node to
+//! announce.
 //!
 //! Change detection is the fingerprint of the directory's `*.parquet` files
 //! (name, size, modification time): cheap, and what was actually read is
@@ -9,12 +11,11 @@
 //! of the last published snapshot is persisted in the state, so a restart
 //! on unchanged logs publishes nothing new.
 //!
-//! Every recompute is cold. The engine can warm-start a column
-//! ([`crate::trust::Column`]), but a warm start changes the last bits of
-//! the result, and a published f64 snapshot must be re-derivable bit for
-//! bit from its inputs alone (`trustmesh snapshot audit`), which a start
-//! vector outside the inputs would break. Warm starts wait for the header
-//! to record the start vector (its snapshot's hash) and the audit to use it.
+//! Recomputes are cold unless `--warm-start`: then each starts from the
+//! previous snapshot's vector ([`crate::score::start`]). A warm start
+//! changes the last bits of the result, so the header's parameters record
+//! the start snapshot's header hash and `snapshot audit --start-from`
+//! re-derives from it; a cold snapshot is re-derivable from its logs alone.
 //!
 //! The publisher runs on its own thread: the compute back end is not
 //! `Send` (a GPU context stays on one thread) and the solve is CPU-bound,
@@ -29,8 +30,10 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::announce::Claim;
+use super::mechanism::{self, MECHANISM_FILE, MECHANISM_SIG_FILE};
 use super::node::{PublishConfig, Shared, CLAIM_SIG_FILE};
 use super::{Result, ServeError};
+use crate::score::start::StartVector;
 use crate::snapshot::dir::{create, CreateOptions};
 use crate::snapshot::header::header_hash;
 use crate::snapshot::HEADER_FILE;
@@ -131,9 +134,16 @@ fn publish_once(
 ) -> Result<()> {
     let me = shared.node_key;
     let t = Instant::now();
-    let out = crate::score::run(&cfg.score, backend)?;
-    let meta = crate::provenance::metadata_json(&out.report)?;
     let prev = shared.held(&me);
+    let out = match (&prev, cfg.warm_start) {
+        (Some(p), true) => {
+            let mut score = cfg.score.clone();
+            score.start = Some(StartVector::from_snapshot(&p.dir)?);
+            crate::score::run(&score, backend)?
+        }
+        _ => crate::score::run(&cfg.score, backend)?,
+    };
+    let meta = crate::provenance::metadata_json(&out.report)?;
     let epoch = match &prev {
         None => 1,
         // A held epoch of u64::MAX (a peer cannot push one: only this
@@ -158,15 +168,36 @@ fn publish_once(
         prev: prev.as_ref().map(|p| p.dir.clone()),
     };
     let header = create(&scores, None, &shared.key, &opts, &staging)?;
-    let _ = std::fs::remove_file(&scores);
-    shared.metrics.recomputed(t.elapsed().as_secs_f64());
     let hpath = staging.join(HEADER_FILE);
     let header_bin = std::fs::read(&hpath).map_err(ServeError::io(&hpath))?;
+    let hash = header_hash(&header_bin);
+    if let Some(m) = &cfg.mechanism {
+        // A mechanism that cannot be solved (an agent without a score, say)
+        // fails this publish: posting the scores without the mechanism the
+        // node was configured to post would be silently wrong.
+        let b = mechanism::Binding {
+            network: &shared.network,
+            publisher: &me,
+            epoch,
+            header_hash: &hash,
+        };
+        let file = mechanism::solve(m, &scores, b).inspect_err(|_| {
+            let _ = std::fs::remove_file(&scores);
+            let _ = std::fs::remove_dir_all(&staging);
+        })?;
+        let sig = mechanism::sign(&shared.key, b, &file);
+        for (name, bytes) in [(MECHANISM_FILE, &file[..]), (MECHANISM_SIG_FILE, &sig[..])] {
+            let p = staging.join(name);
+            std::fs::write(&p, bytes).map_err(ServeError::io(&p))?;
+        }
+    }
+    let _ = std::fs::remove_file(&scores);
+    shared.metrics.recomputed(t.elapsed().as_secs_f64());
     let claim = Claim {
         network: shared.network.clone(),
         publisher: me,
         epoch,
-        header_hash: header_hash(&header_bin),
+        header_hash: hash,
     };
     let sig = claim.sign(&shared.key)?;
     let spath = staging.join(CLAIM_SIG_FILE);

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::ingest::files;
 use crate::provenance;
 use crate::score::check::one_step_residual;
+use crate::score::start::StartVector;
 use crate::score::{DistrustMode, ScoreConfig};
 use crate::trust::{CpuBackend, FlatTail};
 
@@ -22,6 +23,8 @@ pub struct AuditInputs {
     pub logs: Vec<String>,
     pub pretrusted: Option<PathBuf>,
     pub registry: Option<PathBuf>,
+    /// The snapshot a warm-started job began from (its directory).
+    pub start: Option<PathBuf>,
 }
 
 /// What the audit established.
@@ -62,6 +65,9 @@ struct Parameters {
     consistency_gate: bool,
     registry: Option<String>,
     require_signatures: bool,
+    /// The header hash of the snapshot a warm start began from.
+    #[serde(default)]
+    start_snapshot: Option<String>,
     /// Recorded for provenance; every engine gives the same bits, so the
     /// audit re-derives with its own default.
     #[serde(default)]
@@ -96,6 +102,31 @@ pub fn audit(dir: &Path, inputs: &AuditInputs) -> Result<AuditOutcome> {
             }));
         }
     }
+
+    let start = match (&p.start_snapshot, &inputs.start) {
+        (None, None) => None,
+        (Some(h), None) => {
+            return Err(Error::invalid(format!(
+                "the snapshot was warm-started from snapshot {h}: give that snapshot's directory"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(Error::invalid(
+                "the snapshot was made without a warm start: leave the start snapshot out",
+            ))
+        }
+        (Some(h), Some(dir)) => {
+            let s = StartVector::from_snapshot(dir)?;
+            if hex::encode(s.snapshot) != *h {
+                return Err(Error::invalid(format!(
+                    "{}: header hash {}, but the snapshot was warm-started from {h}",
+                    dir.display(),
+                    hex::encode(s.snapshot)
+                )));
+            }
+            Some(s)
+        }
+    };
 
     // The inputs must be the header's, by content.
     let files = files::resolve(&inputs.logs)?;
@@ -148,6 +179,7 @@ pub fn audit(dir: &Path, inputs: &AuditInputs) -> Result<AuditOutcome> {
     cfg.consistency_gate = p.consistency_gate;
     cfg.registry = inputs.registry.clone();
     cfg.require_signatures = p.require_signatures;
+    cfg.start = start;
 
     let published: Vec<(String, f64)> = body
         .agents

@@ -257,6 +257,32 @@ fn add_log(dir: &Path, name: &str) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// A publisher node "pub" (key `d/pub.key`, made on first use) rescanning
+/// `logs` every 200 ms, with `extra` flags; `logs` is created with one log
+/// file the first time. Returns the node and its public key in hex.
+fn start_publisher(d: &Path, logs: &Path, extra: &[&str]) -> (NodeProc, String) {
+    if !logs.exists() {
+        std::fs::create_dir(logs).unwrap();
+        add_log(logs, "a.parquet");
+    }
+    let key = d.join("pub.key");
+    let pkey = if key.exists() {
+        let k = trustmesh::identity::read_key_file(&key).unwrap();
+        hex::encode(k.verifying_key().to_bytes())
+    } else {
+        new_key(&key)
+    };
+    let mut args = strings(&[
+        "--publisher",
+        "--log",
+        logs.to_str().unwrap(),
+        "--interval",
+        "200ms",
+    ]);
+    args.extend(strings(extra));
+    (NodeProc::start(d, "pub", &key, &args), pkey)
+}
+
 /// A publisher and four followers converge on each new epoch; a follower
 /// killed while an epoch is published catches up after its restart and
 /// never serves an older epoch than it held; SIGTERM exits cleanly; the
@@ -266,21 +292,7 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let logs = d.join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    add_log(&logs, "a.parquet");
-    let pkey = new_key(&d.join("pub.key"));
-    let mut publisher = NodeProc::start(
-        d,
-        "pub",
-        &d.join("pub.key"),
-        &strings(&[
-            "--publisher",
-            "--log",
-            logs.to_str().unwrap(),
-            "--interval",
-            "200ms",
-        ]),
-    );
+    let (mut publisher, pkey) = start_publisher(d, &logs, &[]);
     let mut followers: Vec<NodeProc> = (0..4)
         .map(|i| {
             let key = d.join(format!("f{i}.key"));
@@ -444,6 +456,156 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
         h4["prev_header_hash"].as_str().unwrap(),
         hex::encode(trustmesh::snapshot::header_hash(&h3bin))
     );
+}
+
+/// A publisher with `--mechanism-agents` posts trust-tiered contracts beside
+/// each snapshot: bound to it by header hash, signed by the publisher, the
+/// same solution `trustmesh mechanism` derives from the snapshot's body, and
+/// served on by a follower byte for byte. A mechanism that cannot be solved
+/// (an agent without a score) fails the publish, so no snapshot goes out
+/// without the mechanism the node was told to post.
+#[test]
+fn serve_posts_a_signed_mechanism_beside_each_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let logs = d.join("logs");
+    let agents = repo_data("agents-bitcoin-alpha.parquet");
+    let (publisher, pkey) = start_publisher(
+        d,
+        &logs,
+        &[
+            "--mechanism-agents",
+            agents.to_str().unwrap(),
+            "--mechanism-budget",
+            "2000",
+        ],
+    );
+    let fkey = d.join("f.key");
+    new_key(&fkey);
+    let follower = NodeProc::start(
+        d,
+        "f",
+        &fkey,
+        &strings(&[
+            "--trust-publisher",
+            &pkey,
+            "--seed",
+            &publisher.gossip.to_string(),
+        ]),
+    );
+    let (p, f) = (publisher.http, follower.http);
+    wait_until("epoch 1 on both", || {
+        epoch_of(p) == Some(1) && epoch_of(f) == Some(1)
+    });
+    let (status, file) = get(p, "/mechanism/latest").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&file));
+    let m: serde_json::Value = serde_json::from_slice(&file).unwrap();
+    let (_, header) = get(p, "/snapshot/1/header").unwrap();
+    let hash = trustmesh::snapshot::header_hash(&header);
+    assert_eq!(m["epoch"], 1);
+    assert_eq!(m["header_hash"].as_str().unwrap(), hex::encode(hash));
+    assert_eq!(m["publisher"].as_str().unwrap(), pkey);
+    assert_eq!(m["parameters"]["budget"], 2000.0);
+    let (_, sig) = get(p, "/snapshot/1/mechanism.sig").unwrap();
+    let publisher_key: [u8; 32] = hex::decode(&pkey).unwrap().try_into().unwrap();
+    let binding = trustmesh::serve::mechanism::Binding {
+        network: "testnet",
+        publisher: &publisher_key,
+        epoch: 1,
+        header_hash: &hash,
+    };
+    trustmesh::serve::mechanism::verify(binding, &file, &sig).unwrap();
+    // The follower serves the same bytes once it holds the epoch.
+    wait_until("the follower serves the mechanism", || {
+        get(f, "/mechanism/latest").map(|r| r.0) == Some(200)
+    });
+    assert_eq!(get(f, "/mechanism/latest").unwrap().1, file);
+    // Re-derived from the snapshot's body with `trustmesh mechanism`.
+    let body = d.join("body.parquet");
+    std::fs::write(&body, get(p, "/snapshot/1/body").unwrap().1).unwrap();
+    let out = d.join("m.json");
+    Trustmesh::new()
+        .args(["mechanism", "--scores"])
+        .arg(&body)
+        .arg("--agents")
+        .arg(&agents)
+        .args(["--budget", "2000", "--out"])
+        .arg(&out)
+        .ok();
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for field in ["schedule", "expected_utility", "tiers", "uniform"] {
+        assert_eq!(m[field], again[field], "{field}");
+    }
+    // An agents table naming an agent without a score: the next publish
+    // fails, epoch 1 stays the latest, and the node says why.
+    drop(follower);
+    drop(publisher);
+    let bad_agents = d.join("agents.parquet");
+    {
+        use arrow::array::{Float64Array, StringArray};
+        use arrow::record_batch::RecordBatch;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "agent",
+                Arc::new(StringArray::from(vec!["1", "no-such-agent"])) as _,
+            ),
+            ("cost", Arc::new(Float64Array::from(vec![1.0, 1.0])) as _),
+            (
+                "capability",
+                Arc::new(Float64Array::from(vec![0.5, 0.5])) as _,
+            ),
+        ])
+        .unwrap();
+        let file = std::fs::File::create(&bad_agents).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let (publisher, _) = start_publisher(
+        d,
+        &logs,
+        &["--mechanism-agents", bad_agents.to_str().unwrap()],
+    );
+    add_log(&logs, "b.parquet");
+    wait_until("the failed publish logged", || {
+        std::fs::read_to_string(&publisher.log)
+            .unwrap_or_default()
+            .contains("no-such-agent")
+    });
+    assert_eq!(epoch_of(publisher.http), Some(1));
+}
+
+/// `serve --warm-start`: each recompute after the first starts from the
+/// previous snapshot, which the next header names, and `snapshot audit
+/// --start-from` re-derives the warm snapshot from it bit for bit.
+#[test]
+fn serve_warm_starts_from_the_previous_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let logs = d.join("logs");
+    let (publisher, pkey) = start_publisher(d, &logs, &["--warm-start"]);
+    let p = publisher.http;
+    wait_until("epoch 1", || epoch_of(p) == Some(1));
+    let (_, h1) = get_json(p, "/snapshot/latest").unwrap();
+    assert!(
+        h1["parameters"].get("start_snapshot").is_none(),
+        "the first is cold"
+    );
+    add_log(&logs, "b.parquet");
+    wait_until("epoch 2", || epoch_of(p) == Some(2));
+    let (_, h2) = get_json(p, "/snapshot/latest").unwrap();
+    assert_eq!(h2["parameters"]["start_snapshot"], h1["header_hash"]);
+    assert!(h2["iterations"].as_u64().unwrap() * 4 <= h1["iterations"].as_u64().unwrap());
+    let epochs = d.join("pub-state").join(&pkey);
+    Trustmesh::new()
+        .args(["snapshot", "audit"])
+        .arg(epochs.join("2"))
+        .arg("--log")
+        .arg(&logs)
+        .arg("--start-from")
+        .arg(epochs.join("1"))
+        .ok()
+        .stdout_has(&["audit passed", "reproduced bit for bit"]);
 }
 
 /// A snapshot chain made with the CLI: epochs 1 and 2, and two different
@@ -697,14 +859,74 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
     set(&announce(claim_of(1), bad_http));
     wait_reason("rollback", 1.0);
     assert_eq!(epoch_of(f), Some(1));
+    // Epoch 2 with a mechanism beside it: a peer whose copy of the
+    // mechanism is not signed by the publisher (signed by the rogue, or
+    // altered after signing) is refused as a whole; the publisher's own
+    // signature on the honest peer is accepted and served on.
+    let binding_hash = trustmesh::snapshot::header_hash(&chain.snaps[1].1);
+    let binding = trustmesh::serve::mechanism::Binding {
+        network: "testnet",
+        publisher: &chain.publisher,
+        epoch: 2,
+        header_hash: &binding_hash,
+    };
+    let mech = format!(
+        "{{\"epoch\": 2, \"header_hash\": \"{}\", \"schedule\": [0, 10]}}\n",
+        hex::encode(binding_hash)
+    )
+    .into_bytes();
+    let good_sig = trustmesh::serve::mechanism::sign(&chain.key, binding, &mech);
+    let mut altered = mech.clone();
+    *altered.iter_mut().rev().nth(3).unwrap() = b'9';
+    for (i, (file, sig)) in [
+        (
+            mech.clone(),
+            trustmesh::serve::mechanism::sign(&rogue_key, binding, &mech),
+        ),
+        (altered, good_sig),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let files: Files = Default::default();
+        {
+            let (epoch, header, body) = &chain.snaps[1];
+            let mut m = files.lock().unwrap();
+            m.insert((*epoch, "header".into()), header.clone());
+            m.insert((*epoch, "body".into()), body.clone());
+            m.insert((*epoch, "mechanism".into()), file);
+            m.insert((*epoch, "mechanism.sig".into()), sig.to_vec());
+        }
+        let http = rt.block_on(rogue_http(files));
+        set(&announce(claim_of(1), http));
+        wait_reason("bad_mechanism", i as f64 + 1.0);
+        assert_eq!(
+            epoch_of(f),
+            Some(1),
+            "nothing accepted with a bad mechanism"
+        );
+    }
     {
         let (epoch, header, body) = &chain.snaps[1];
         let mut g = good_files.lock().unwrap();
         g.insert((*epoch, "header".into()), header.clone());
         g.insert((*epoch, "body".into()), body.clone());
+        g.insert((*epoch, "mechanism".into()), mech.clone());
+        g.insert((*epoch, "mechanism.sig".into()), good_sig.to_vec());
     }
     set(&announce(claim_of(1), good_http));
     wait_until("epoch 2 accepted", || epoch_of(f) == Some(2));
+    let (status, served) = get(f, "/mechanism/latest").unwrap();
+    assert_eq!((status, served), (200, mech.clone()));
+    let (status, sig) = get(f, "/snapshot/2/mechanism.sig").unwrap();
+    assert_eq!((status, sig), (200, good_sig.to_vec()));
+    // Epoch 1 came without one: 404 with a JSON error.
+    let (status, body) = get_json(f, "/snapshot/1/mechanism").unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("no mechanism"),
+        "{body}"
+    );
     // A replayed old announcement: counted as stale, nothing changes.
     set(&announce(claim_of(0), good_http));
     wait_reason("stale", 1.0);
@@ -956,6 +1178,8 @@ fn serve_propagation_bench() {
                     Ok(Box::new(trustmesh::trust::CpuBackend)
                         as Box<dyn trustmesh::trust::TrustBackend>)
                 }),
+                mechanism: None,
+                warm_start: false,
             });
             let cfg = NodeConfig {
                 key: if i == 0 {

@@ -234,3 +234,101 @@ fn audit_reproduces_and_names_differences() {
         .fails(1)
         .stderr_has(&["agent `", "the snapshot says", "re-derivation gives"]);
 }
+
+/// A warm start (`score --warm-start-from`) begins at a snapshot's vector:
+/// far fewer iterations, the same scores within the two error bounds, and
+/// the start snapshot's header hash in the parameters. Its snapshot is
+/// audited only with that very start snapshot given, and then reproduced
+/// bit for bit; a cold snapshot refuses a start.
+#[test]
+fn warm_start_is_recorded_and_audited_from_its_start() {
+    let s = setup();
+    let d = &s.d;
+    let log = repo_data("bitcoin-alpha.parquet");
+    let score = |name: &str, start: Option<&str>| {
+        let mut c = tm()
+            .args(["score", "--top", "0", "--log"])
+            .arg(&log)
+            .arg("--out")
+            .arg(d.join(format!("{name}.parquet")))
+            .arg("--report")
+            .arg(d.join(format!("{name}.json")));
+        if let Some(dir) = start {
+            c = c.arg("--warm-start-from").arg(d.join(dir));
+        }
+        c.ok();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(format!("{name}.json"))).unwrap())
+                .unwrap();
+        (
+            report,
+            crate::common::read_scores(&d.join(format!("{name}.parquet"))),
+        )
+    };
+    let (cold, cold_scores) = score("cold", None);
+    let (warm, warm_scores) = score("warm", Some("snap1"));
+    let iterations = |r: &serde_json::Value| r["iterations"].as_u64().unwrap();
+    assert!(
+        iterations(&warm) * 4 <= iterations(&cold),
+        "warm {} vs cold {} iterations",
+        iterations(&warm),
+        iterations(&cold)
+    );
+    let start =
+        trustmesh::snapshot::header_hash(&std::fs::read(d.join("snap1/header.bin")).unwrap());
+    assert_eq!(
+        warm["parameters"]["start_snapshot"].as_str(),
+        Some(hex::encode(start).as_str())
+    );
+    assert!(cold["parameters"].get("start_snapshot").is_none());
+    let by_agent = |v: &[(String, f64, u32)]| -> std::collections::HashMap<String, f64> {
+        v.iter().map(|r| (r.0.clone(), r.1)).collect()
+    };
+    let (c, w) = (by_agent(&cold_scores), by_agent(&warm_scores));
+    assert_eq!(c.len(), w.len());
+    let l1: f64 = c.iter().map(|(a, x)| (x - w[a]).abs()).sum();
+    let bound = cold["error_bound"].as_f64().unwrap() + warm["error_bound"].as_f64().unwrap();
+    assert!(l1 <= bound, "L1 {l1} against the bounds' sum {bound}");
+
+    tm().args(["snapshot", "create", "--scores"])
+        .arg(d.join("warm.parquet"))
+        .arg("--key")
+        .arg(d.join("pub.key"))
+        .args(["--epoch", "3", "--network", "testnet", "--out"])
+        .arg(d.join("snapw"))
+        .ok();
+    let audit = |dir: &str, start: Option<&str>| {
+        let mut c = tm()
+            .args(["snapshot", "audit"])
+            .arg(d.join(dir))
+            .arg("--log")
+            .arg(&log);
+        if let Some(s) = start {
+            c = c.arg("--start-from").arg(d.join(s));
+        }
+        c
+    };
+    audit("snapw", None).fails(1).stderr_has(&[
+        "warm-started from snapshot",
+        "give that snapshot's directory",
+    ]);
+    // snap2 holds the same scores under another header: not the start.
+    audit("snapw", Some("snap2"))
+        .fails(1)
+        .stderr_has(&["but the snapshot was warm-started from"]);
+    audit("snapw", Some("snap1"))
+        .ok()
+        .stdout_has(&["audit passed", "3783 scores reproduced bit for bit"]);
+    audit("snap1", Some("snap1"))
+        .fails(1)
+        .stderr_has(&["made without a warm start"]);
+    // One start vector cannot serve a batch.
+    tm().args(["score", "--per-layer", "--log"])
+        .arg(&log)
+        .arg("--warm-start-from")
+        .arg(d.join("snap1"))
+        .arg("--out")
+        .arg(d.join("x.parquet"))
+        .fails(2)
+        .stderr_has(&["--warm-start-from"]);
+}
