@@ -3,20 +3,20 @@
 # previous epoch's snapshot (what `serve --warm-start` does), issue 15:
 #
 #   python3 benches/gen_log.py --rows 2000000 --files 10 --out /tmp/grow
-#   benches/warm_start.sh /tmp/grow [BIN]
+#   benches/warm_start.sh /tmp/grow [BIN] [FIRST]
 #
-# Epoch k scores the first k files; its cold snapshot is the start of epoch
+# Epoch k scores the first k files (k = FIRST..all, default from half); its cold snapshot is the start of epoch
 # k + 1's warm run. Prints one row per epoch: iterations and iterate seconds
 # (the report's stage time) cold and warm, and the L1 distance between them.
 set -eu
-LOG=${1:?usage: warm_start.sh LOGDIR [BIN]}
+LOG=${1:?usage: warm_start.sh LOGDIR [BIN] [FIRST]}
 BIN=${2:-target/release/trustmesh}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$BIN" id new --out "$W/k" >/dev/null
 parts=("$LOG"/part-*.parquet)
 n=${#parts[@]}
-first=$(( n / 2 ))
+first=${3:-$(( n / 2 ))}
 printf '%-6s %-6s %10s %10s %10s %10s %10s\n' epoch files cold_iter cold_s warm_iter warm_s L1
 for ((k = first; k <= n; k++)); do
     mkdir -p "$W/logs$k"

@@ -207,6 +207,19 @@ pub fn run(a: SnapshotArgs) -> Result<()> {
                     "an f32 snapshot: not reproduced bit for bit (not claimed)".to_string()
                 }
             );
+            if let Some((epoch, publisher, chained)) = o.start {
+                // Any signed vector can start an iteration; whose it was is
+                // the auditor's to judge.
+                println!(
+                    "warm-started from epoch {epoch} of publisher {}{}",
+                    hex::encode(publisher),
+                    if chained {
+                        ", the snapshot this one chains on"
+                    } else {
+                        ": NOT the snapshot this one chains on"
+                    }
+                );
+            }
             match o.one_step_residual {
                 Some(r) => println!(
                     "one f64 iteration from the published vector changes it by {r:e} (L1): it is within {:e} of the exact scores",

@@ -465,6 +465,11 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     let t_build = Instant::now();
     let (c, d) = build_matrices(&graph, &local)?;
     let p = seed_pretrust(cfg, &graph)?;
+    // A warm start is set-up like the matrix: mapped to the agents here.
+    let column = Column {
+        start: cfg.start.as_ref().and_then(|s| s.on(graph.agents.names())),
+        pretrust: p,
+    };
     let build_extra = t_build.elapsed().as_secs_f64();
     // The layers (20 bytes per pair) are not read again: summarise them and
     // let them go before the iteration and the write.
@@ -474,10 +479,6 @@ pub async fn run_async(cfg: &ScoreConfig, backend: &dyn TrustBackend) -> Result<
     drop(layers);
 
     let t_iter = Instant::now();
-    let column = Column {
-        start: cfg.start.as_ref().and_then(|s| s.on(agents.names())),
-        pretrust: p,
-    };
     let mut v = backend.solve(&c, &[column], &params)?.remove(0);
     let (distrust_applied, scores) = match cfg.distrust {
         DistrustMode::Ignore => (false, std::mem::take(&mut v.scores)),

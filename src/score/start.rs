@@ -26,6 +26,9 @@ use crate::snapshot::merkle::Hash;
 pub struct StartVector {
     /// The header hash of the snapshot it comes from.
     pub snapshot: Hash,
+    /// That snapshot's epoch and publisher.
+    pub epoch: u64,
+    pub publisher: [u8; 32],
     scores: HashMap<String, f64>,
 }
 
@@ -37,6 +40,8 @@ impl StartVector {
         let (body, _) = checked_body(dir, &header)?;
         Ok(StartVector {
             snapshot: header_hash(&bin),
+            epoch: header.epoch,
+            publisher: header.publisher,
             scores: body.agents.into_iter().zip(body.scores).collect(),
         })
     }
@@ -73,6 +78,8 @@ mod tests {
     fn agents_map_by_id_and_missing_ones_start_at_zero() {
         let s = StartVector {
             snapshot: [0; 32],
+            epoch: 1,
+            publisher: [0; 32],
             scores: [("a".to_string(), 0.75), ("b".to_string(), 0.25)]
                 .into_iter()
                 .collect(),

@@ -384,8 +384,11 @@ async fn mechanism(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> 
         Ok(h) => h,
         Err((status, m)) => return error(status, m),
     };
-    let read = |name: &str| std::fs::read(held.dir.join(name));
-    match (read(MECHANISM_FILE), read(MECHANISM_SIG_FILE)) {
+    let (file, sig) = (
+        tokio::fs::read(held.dir.join(MECHANISM_FILE)).await,
+        tokio::fs::read(held.dir.join(MECHANISM_SIG_FILE)).await,
+    );
+    match (file, sig) {
         (Ok(file), Ok(sig)) => (
             StatusCode::OK,
             [

@@ -6,10 +6,12 @@
 //! The file is the JSON that `trustmesh mechanism --out` writes, with the
 //! snapshot's identity in front (network, publisher, epoch, header hash). Its
 //! signature is a separate 64-byte file over
-//! `MECHANISM_DOMAIN || len(network) || network || header hash || SHA-256(file)`:
+//! `MECHANISM_DOMAIN || len(network) || network || epoch || header hash || SHA-256(file)`:
 //! the bytes are signed as served, so nothing has to be re-serialised to
 //! check them. An auditor re-derives the solution with `trustmesh mechanism`
-//! on the snapshot's scores, the agents table and the parameters recorded.
+//! on the snapshot's scores, the agents table (named by file name, size and
+//! SHA-256: the publisher's path is not published) and the parameters
+//! recorded.
 
 use std::path::{Path, PathBuf};
 
@@ -46,11 +48,19 @@ struct File<'a> {
     epoch: u64,
     header_hash: String,
     model: &'static str,
-    agents_file: String,
+    agents_file: AgentsFile,
     agents: usize,
     parameters: Parameters<'a>,
     #[serde(flatten)]
     solution: &'a Solution,
+}
+
+/// The agents table as read for this solve.
+#[derive(Serialize)]
+struct AgentsFile {
+    name: String,
+    bytes: u64,
+    sha256: String,
 }
 
 #[derive(Serialize)]
@@ -73,6 +83,17 @@ pub struct Binding<'a> {
 /// Solves the contracts on `scores` (the snapshot's scores file) and returns
 /// the mechanism file's bytes.
 pub fn solve(cfg: &MechanismConfig, scores: &Path, b: Binding<'_>) -> Result<Vec<u8>> {
+    // Hashed before the solve reads it: a table replaced in between makes
+    // the digest disagree with the solution, which an audit then notices.
+    let table = std::fs::read(&cfg.agents).map_err(ServeError::io(&cfg.agents))?;
+    let agents_file = AgentsFile {
+        name: cfg
+            .agents
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        bytes: table.len() as u64,
+        sha256: hex::encode(Sha256::digest(&table)),
+    };
     let (problem, solution) = contract::solve_files(&cfg.agents, scores, None, cfg.params.clone())?;
     let file = File {
         network: b.network,
@@ -80,7 +101,7 @@ pub fn solve(cfg: &MechanismConfig, scores: &Path, b: Binding<'_>) -> Result<Vec
         epoch: b.epoch,
         header_hash: hex::encode(b.header_hash),
         model: "trust-tiered contracts (docs/mechanism.md)",
-        agents_file: cfg.agents.display().to_string(),
+        agents_file,
         agents: problem.agents().len(),
         parameters: Parameters {
             params: problem.params(),

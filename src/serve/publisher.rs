@@ -66,12 +66,27 @@ fn run(shared: &Shared, cfg: &PublishConfig, rt: &Handle, mut stop: watch::Recei
         .ok()
         .and_then(|d| super::state::load(&d).ok().flatten())
         .and_then(|s| s.inputs);
+    // The inputs of the last failed publish: the same failure would come
+    // again, so it is retried only when the logs (or the mechanism's agents
+    // table) change, not every interval.
+    let mut failed: Option<String> = None;
     loop {
         match fingerprint(&cfg.logs) {
             Ok(Some(fp)) if last.as_deref() != Some(fp.as_str()) => {
-                match publish_once(shared, cfg, backend.as_ref(), rt, &fp) {
-                    Ok(()) => last = Some(fp),
-                    Err(e) => shared.say(&format!("publish failed: {e}")),
+                let attempt = format!("{fp}{}", table_stamp(cfg));
+                if failed.as_deref() != Some(attempt.as_str()) {
+                    match publish_once(shared, cfg, backend.as_ref(), rt, &fp) {
+                        Ok(()) => {
+                            last = Some(fp);
+                            failed = None;
+                        }
+                        Err(e) => {
+                            shared.say(&format!(
+                                "publish failed (retried when the inputs change): {e}"
+                            ));
+                            failed = Some(attempt);
+                        }
+                    }
                 }
             }
             Ok(_) => {}
@@ -88,6 +103,15 @@ fn run(shared: &Shared, cfg: &PublishConfig, rt: &Handle, mut stop: watch::Recei
             return;
         }
     }
+}
+
+/// Size and modification time of the mechanism's agents table, if any.
+fn table_stamp(cfg: &PublishConfig) -> String {
+    cfg.mechanism
+        .as_ref()
+        .and_then(|m| std::fs::metadata(&m.agents).ok())
+        .map(|m| format!(":{}:{:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default()
 }
 
 /// The fingerprint of the `*.parquet` files directly in `dir` (name, size,

@@ -40,6 +40,9 @@ pub struct AuditOutcome {
     /// `--distrust discount` (the published vector is not F's fixed point).
     pub one_step_residual: Option<f64>,
     pub alpha: f64,
+    /// A warm start's snapshot: (epoch, publisher, whether it is the one
+    /// the audited snapshot chains on).
+    pub start: Option<(u64, [u8; 32], bool)>,
 }
 
 /// The plain job's parameters as `score` records them (provenance
@@ -179,6 +182,9 @@ pub fn audit(dir: &Path, inputs: &AuditInputs) -> Result<AuditOutcome> {
     cfg.consistency_gate = p.consistency_gate;
     cfg.registry = inputs.registry.clone();
     cfg.require_signatures = p.require_signatures;
+    let start_of = start
+        .as_ref()
+        .map(|s| (s.epoch, s.publisher, s.snapshot == header.prev_header_hash));
     cfg.start = start;
 
     let published: Vec<(String, f64)> = body
@@ -245,5 +251,6 @@ pub fn audit(dir: &Path, inputs: &AuditInputs) -> Result<AuditOutcome> {
         reproduced,
         one_step_residual,
         alpha: cfg.alpha,
+        start: start_of,
     })
 }

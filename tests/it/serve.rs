@@ -591,12 +591,56 @@ fn serve_warm_starts_from_the_previous_snapshot() {
         h1["parameters"].get("start_snapshot").is_none(),
         "the first is cold"
     );
-    add_log(&logs, "b.parquet");
+    // New rows that move the fixed point: the first half of the log again.
+    {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let src = std::fs::File::open(repo_data("bitcoin-alpha.parquet")).unwrap();
+        let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(src)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let half = all.slice(0, all.num_rows() / 2);
+        let tmp = logs.join(".b.tmp");
+        let file = std::fs::File::create(&tmp).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, half.schema(), None).unwrap();
+        w.write(&half).unwrap();
+        w.close().unwrap();
+        std::fs::rename(&tmp, logs.join("b.parquet")).unwrap();
+    }
     wait_until("epoch 2", || epoch_of(p) == Some(2));
     let (_, h2) = get_json(p, "/snapshot/latest").unwrap();
     assert_eq!(h2["parameters"]["start_snapshot"], h1["header_hash"]);
-    assert!(h2["iterations"].as_u64().unwrap() * 4 <= h1["iterations"].as_u64().unwrap());
+    // The same logs cold: more iterations, other bits.
+    let cold = d.join("cold.parquet");
+    let report = d.join("cold.json");
+    Trustmesh::new()
+        .args(["score", "--device", "cpu", "--top", "0", "--log"])
+        .arg(&logs)
+        .arg("--out")
+        .arg(&cold)
+        .arg("--report")
+        .arg(&report)
+        .ok();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warm_it = h2["iterations"].as_u64().unwrap();
+    let cold_it = r["iterations"].as_u64().unwrap();
+    assert!(
+        warm_it < cold_it,
+        "warm {warm_it} vs cold {cold_it} iterations"
+    );
     let epochs = d.join("pub-state").join(&pkey);
+    let warm = crate::common::read_scores(&epochs.join("2").join("body.parquet"));
+    let cold: std::collections::HashMap<_, _> = crate::common::read_scores(&cold)
+        .into_iter()
+        .map(|r| (r.0, r.1))
+        .collect();
+    assert!(
+        warm.iter().any(|r| r.1.to_bits() != cold[&r.0].to_bits()),
+        "warm and cold gave the same bits"
+    );
     Trustmesh::new()
         .args(["snapshot", "audit"])
         .arg(epochs.join("2"))
@@ -605,7 +649,12 @@ fn serve_warm_starts_from_the_previous_snapshot() {
         .arg("--start-from")
         .arg(epochs.join("1"))
         .ok()
-        .stdout_has(&["audit passed", "reproduced bit for bit"]);
+        .stdout_has(&[
+            "audit passed",
+            "reproduced bit for bit",
+            "warm-started from epoch 1",
+            ", the snapshot this one chains on",
+        ]);
 }
 
 /// A snapshot chain made with the CLI: epochs 1 and 2, and two different

@@ -286,6 +286,11 @@ fn warm_start_is_recorded_and_audited_from_its_start() {
     };
     let (c, w) = (by_agent(&cold_scores), by_agent(&warm_scores));
     assert_eq!(c.len(), w.len());
+    // Another iterate: the audit below can only pass from the right start.
+    assert!(
+        c.iter().any(|(a, x)| x.to_bits() != w[a].to_bits()),
+        "warm and cold runs gave the same bits"
+    );
     let l1: f64 = c.iter().map(|(a, x)| (x - w[a]).abs()).sum();
     let bound = cold["error_bound"].as_f64().unwrap() + warm["error_bound"].as_f64().unwrap();
     assert!(l1 <= bound, "L1 {l1} against the bounds' sum {bound}");
@@ -316,9 +321,12 @@ fn warm_start_is_recorded_and_audited_from_its_start() {
     audit("snapw", Some("snap2"))
         .fails(1)
         .stderr_has(&["but the snapshot was warm-started from"]);
-    audit("snapw", Some("snap1"))
-        .ok()
-        .stdout_has(&["audit passed", "3783 scores reproduced bit for bit"]);
+    audit("snapw", Some("snap1")).ok().stdout_has(&[
+        "audit passed",
+        "3783 scores reproduced bit for bit",
+        "warm-started from epoch 1 of publisher",
+        "NOT the snapshot this one chains on",
+    ]);
     audit("snap1", Some("snap1"))
         .fails(1)
         .stderr_has(&["made without a warm start"]);
