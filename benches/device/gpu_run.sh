@@ -56,13 +56,15 @@ step 120 $BIN convert --from tsv .dev/cnr-2000.arcs.tsv.gz --out $W/cnr.parquet 
 step 150 $BIN bench --synthetic $BIG --k 1,32 --device gpu --iters 20 $BW --profile-kernels \
     --save-matrix $W/big.bin --json "$OUT/bench_big.json"
 # 2. K = 1 variants on the same matrix, one switch from the defaults each
-#    (rows binned by lane count, gather-ahead on, subgroup tree off), and the
-#    kernels before binning (consecutive rows, plain loop).
+#    (row layout chosen per matrix, gather-ahead on, subgroup tree off): each
+#    layout forced, the plain loop, the subgroup tree, and the kernels before
+#    binning (consecutive rows, plain loop).
 variant() { # variant NAME GRAPH ENV...
     local name=$1 graph=$2; shift 2
     step 60 env "$@" $BIN bench --graph $graph --k 1 --device gpu --iters 40 $BW --profile-kernels \
         --json "$OUT/variant_${name}.json"
 }
+variant big_binned $W/big.bin TRUSTMESH_GPU_BINNED=1
 variant big_consec $W/big.bin TRUSTMESH_GPU_BINNED=0
 variant big_plain $W/big.bin TRUSTMESH_GPU_GATHER_AHEAD=0
 variant big_sg $W/big.bin TRUSTMESH_GPU_SUBGROUPS=1
@@ -70,6 +72,7 @@ variant big_old $W/big.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_GATHER_AHEAD=0
 # 3. cnr-2000 with the defaults (K = 1, 32), then the same K = 1 variants.
 step 40 $BIN bench --graph $W/cnr.parquet --k 1,32 --device gpu --iters 40 $BW --profile-kernels \
     --save-matrix $W/cnr.bin --json "$OUT/bench_cnr.json"
+variant cnr_binned $W/cnr.bin TRUSTMESH_GPU_BINNED=1
 variant cnr_consec $W/cnr.bin TRUSTMESH_GPU_BINNED=0
 variant cnr_plain $W/cnr.bin TRUSTMESH_GPU_GATHER_AHEAD=0
 variant cnr_sg $W/cnr.bin TRUSTMESH_GPU_SUBGROUPS=1

@@ -267,12 +267,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
             use trustmesh::gpu::trust as gt;
             let plan = trustmesh::gpu::PlanConfig::from_env()?;
             let on = |b: bool| if b { "on" } else { "off" };
+            let st = gt::LayoutStats::of(m.ptr(), plan.per_lane);
             println!(
-                "gpu: rows fitted to {} entries per lane (${}), binned by lane count {} (${})",
+                "gpu: rows fitted to {} entries per lane (${}), binned by lane count {}{} (${})",
                 plan.per_lane,
                 gt::PER_LANE_ENV,
-                on(plan.binned),
+                on(plan.bins(m.ptr())),
+                if plan.binned.is_none() {
+                    " (automatic)"
+                } else {
+                    ""
+                },
                 gt::BINNED_ENV,
+            );
+            println!(
+                "gpu: rows: {:.1}% of the lanes of consecutive row blocks idle, {:.1}% of the short rows on one lane",
+                100.0 * st.idle_consecutive,
+                100.0 * st.one_lane_rows
             );
             println!(
                 "gpu: gather-ahead {} (${}), subgroup tree {} where the adapter has subgroups (${})",

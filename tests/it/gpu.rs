@@ -263,10 +263,12 @@ fn gpu_binned_rows_equal_consecutive_rows_bit_for_bit() {
         let m = power_law(8_000, 2.0, 3_000, per_edge, 5);
         let cols = pretrusts(m.n(), 3, 9);
         for backend in [&whole, &split] {
-            let binned = backend.clone().with_plan(PlanConfig::default());
-            assert!(binned.plan().binned);
+            let binned = backend.clone().with_plan(PlanConfig {
+                binned: Some(true),
+                ..PlanConfig::default()
+            });
             let consecutive = backend.clone().with_plan(PlanConfig {
-                binned: false,
+                binned: Some(false),
                 ..PlanConfig::default()
             });
             for c in &cols {

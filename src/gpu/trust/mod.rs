@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use block::MAX_BLOCK;
 pub use kernels::{gather_ahead_from_env, subgroups_from_env, GATHER_AHEAD_ENV, SUBGROUPS_ENV};
-pub use plan::{PlanConfig, DEFAULT_PER_LANE};
+pub use plan::{LayoutStats, PlanConfig, DEFAULT_PER_LANE};
 pub use profile::{Stage, StageTimes};
 pub use solve::READBACK_EVERY;
 
@@ -40,9 +40,10 @@ use crate::trust::TrustMatrix;
 /// on a new device (`trustmesh bench` reports the value in use).
 pub const PER_LANE_ENV: &str = "TRUSTMESH_GPU_PER_LANE";
 
-/// Environment variable that switches binned row blocks ([`PlanConfig::binned`])
-/// off (`0`) or on (`1`, the default): a knob to measure the two layouts
-/// against each other on new hardware.
+/// Environment variable that forces binned row blocks ([`PlanConfig::binned`])
+/// off (`0`) or on (`1`); unset, the plan chooses by the matrix's idle lanes
+/// ([`plan::AUTO_BIN_IDLE`]). A knob to measure the two layouts against each
+/// other on new hardware.
 pub const BINNED_ENV: &str = "TRUSTMESH_GPU_BINNED";
 
 /// The GPU back end: f32 power iteration in wgpu compute shaders.

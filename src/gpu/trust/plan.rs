@@ -42,14 +42,24 @@ pub struct PlanConfig {
     /// loads per lane to hide gather latency, few enough that rows of a few
     /// dozen entries still spread over several lanes.
     pub per_lane: u32,
-    /// Rows binned by lane count (the default): a row block takes rows of one
-    /// lane count only, listed in [`Plan::row_list`], so no lane of a block
-    /// idles while a longer neighbour finishes. Off: blocks of consecutive
-    /// rows with lanes fitted to the longest (the layout before binning, kept
-    /// to measure against). The sums are the same bits either way: a row's
-    /// grouping depends on its length alone.
-    pub binned: bool,
+    /// Rows binned by lane count (`Some(true)`): a row block takes rows of
+    /// one lane count only, listed in [`Plan::row_list`], so no lane of a
+    /// block idles while a longer neighbour finishes. `Some(false)`: blocks
+    /// of consecutive rows with lanes fitted to the longest. `None` (the
+    /// default): binned when consecutive blocks would leave more than
+    /// [`AUTO_BIN_IDLE`] of their lanes idle ([`LayoutStats`]). The sums are
+    /// the same bits either way: a row's grouping depends on its length
+    /// alone.
+    pub binned: Option<bool>,
 }
+
+/// The idle-lane share above which [`PlanConfig::binned`]'s automatic
+/// choice bins the rows. Fitted to the three graphs measured on an H100
+/// (docs/benchmarks.md, 2026-11-26): cnr-2000 (56.5% idle; binning 1.58×
+/// faster), the 8M-agent/200M-edge synthetic graph (28.6%; equal), the
+/// 32M-agent/200M-edge one (41.2%; binning 14% slower). Three points: a
+/// rule to re-measure on more graphs, not a law.
+pub const AUTO_BIN_IDLE: f64 = 0.5;
 
 impl PlanConfig {
     /// The default, or `per_lane` from [`super::PER_LANE_ENV`] when set (a
@@ -68,8 +78,16 @@ impl PlanConfig {
                     )
                 })?;
         }
-        plan.binned = super::kernels::env_flag(super::BINNED_ENV, plan.binned)?;
+        if std::env::var_os(super::BINNED_ENV).is_some() {
+            plan.binned = Some(super::kernels::env_flag(super::BINNED_ENV, true)?);
+        }
         Ok(plan)
+    }
+
+    /// Whether the rows given by `ptr` are binned under this configuration.
+    pub fn bins(&self, ptr: &[u32]) -> bool {
+        self.binned
+            .unwrap_or_else(|| LayoutStats::of(ptr, self.per_lane).idle_consecutive > AUTO_BIN_IDLE)
     }
 }
 
@@ -77,7 +95,7 @@ impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {
             per_lane: DEFAULT_PER_LANE,
-            binned: true,
+            binned: None,
         }
     }
 }
@@ -130,6 +148,60 @@ fn segment_len(len: u32, cap: u32) -> u32 {
     let spread = len.div_ceil(MAX_SEGS_PER_ROW).div_ceil(256) * 256;
     // Rows only a little over the threshold become one segment.
     spread.max(SEG_LEN).min(cap)
+}
+
+/// How the rows of a matrix fill the lanes of the two row layouts
+/// ([`PlanConfig::binned`]), for choosing between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayoutStats {
+    /// Share of the invocations that blocks of consecutive rows leave idle
+    /// (a row with fewer lanes than its block's longest row).
+    pub idle_consecutive: f64,
+    /// Share of the short rows summed by one lane alone.
+    pub one_lane_rows: f64,
+}
+
+impl LayoutStats {
+    /// Of the short rows given by `ptr` (n + 1 offsets), with `per_lane`.
+    pub fn of(ptr: &[u32], per_lane: u32) -> LayoutStats {
+        let per_lane = per_lane.max(1);
+        let long_min = MAX_LANES * per_lane;
+        let (mut used, mut given, mut rows, mut one) = (0u64, 0u64, 0u64, 0u64);
+        // The open block as the consecutive builder keeps it: rows, the
+        // lanes its rows need, its longest row.
+        let (mut count, mut need, mut longest) = (0u32, 0u64, 0u32);
+        let mut close = |count: u32, need: u64, longest: u32| {
+            if count > 0 {
+                used += need;
+                given += (count as u64) << lanes_log2(longest, per_lane);
+            }
+        };
+        for w in ptr.windows(2) {
+            let len = w[1] - w[0];
+            if len > long_min {
+                close(count, need, longest);
+                (count, need, longest) = (0, 0, 0);
+                continue;
+            }
+            rows += 1;
+            let tl = lanes_log2(len, per_lane);
+            one += (tl == 0) as u64;
+            let wider = longest.max(len);
+            if count > 0 && (count + 1) << lanes_log2(wider, per_lane) > WG {
+                close(count, need, longest);
+                (count, need, longest) = (0, 0, 0);
+            }
+            count += 1;
+            need += 1 << tl;
+            longest = longest.max(len);
+        }
+        close(count, need, longest);
+        let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        LayoutStats {
+            idle_consecutive: share(given.saturating_sub(used), given),
+            one_lane_rows: share(one, rows),
+        }
+    }
 }
 
 /// Builds the plan step by step, in row order.
@@ -294,7 +366,7 @@ impl Plan {
                 chunks: Vec::new(),
                 row_list: Vec::new(),
             },
-            binned: cfg.binned,
+            binned: cfg.bins(ptr),
             rows: None,
             bins: Default::default(),
             seg_pending: 0,
@@ -356,7 +428,7 @@ mod tests {
             cap,
             PlanConfig {
                 per_lane,
-                binned: true,
+                binned: Some(true),
             },
         );
         check_with(
@@ -364,7 +436,7 @@ mod tests {
             cap,
             PlanConfig {
                 per_lane,
-                binned: false,
+                binned: Some(false),
             },
         );
         binned
@@ -415,7 +487,7 @@ mod tests {
                         let len = len_of(u);
                         assert!(len <= long_min, "long row {u} in a row block");
                         assert!(lanes == MAX_LANES || len.div_ceil(per_lane) <= lanes);
-                        if cfg.binned {
+                        if cfg.binned == Some(true) {
                             // Every row of a binned block has exactly its lanes.
                             assert_eq!(lanes.trailing_zeros(), lanes_log2(len, per_lane));
                         }
@@ -467,7 +539,7 @@ mod tests {
         // 256 one-entry rows fill one block with one lane each.
         let consecutive = PlanConfig {
             per_lane: 8,
-            binned: false,
+            binned: Some(false),
         };
         let p = check_with(&[1; 256], 1 << 20, consecutive);
         assert_eq!(p.blocks, vec![[0, 256, 0, 0]]);
@@ -502,6 +574,62 @@ mod tests {
         let empty = check(&[], 1024, 8);
         assert!(empty.chunks.is_empty() && empty.blocks.is_empty());
         check(&[0, 0, 0], 1024, 8);
+    }
+
+    #[test]
+    fn layout_stats_count_idle_lanes_and_one_lane_rows() {
+        // 16 rows of 9 entries (2 lanes) and one of 100 (16 lanes): the
+        // statistics must count the lanes of the builder's own blocks.
+        let mut lens = vec![9u32; 16];
+        lens.push(100);
+        let st = LayoutStats::of(&ptr_of(&lens), 8);
+        let plan = check_with(
+            &lens,
+            1 << 20,
+            PlanConfig {
+                per_lane: 8,
+                binned: Some(false),
+            },
+        );
+        let given: u64 = plan
+            .blocks
+            .iter()
+            .map(|b| ((b[1] - b[0]) as u64) << (b[2] & 31))
+            .sum();
+        let used: u64 = 16 * 2 + 16;
+        assert!((st.idle_consecutive - (1.0 - used as f64 / given as f64)).abs() < 1e-12);
+        assert_eq!(st.one_lane_rows, 0.0);
+        let st = LayoutStats::of(&ptr_of(&[1, 2, 3, 9]), 8);
+        assert_eq!(st.one_lane_rows, 0.75);
+        // Uniform rows leave nothing idle; long rows are not counted.
+        let st = LayoutStats::of(&ptr_of(&[40, 40, 40, 5000]), 8);
+        assert_eq!(st.idle_consecutive, 0.0);
+        assert_eq!(LayoutStats::of(&[0], 8).idle_consecutive, 0.0);
+    }
+
+    #[test]
+    fn automatic_binning_follows_idle_lanes() {
+        let auto = PlanConfig::default();
+        assert_eq!(auto.binned, None);
+        // One 200-entry row (32 lanes) per 8 one-entry rows: a consecutive
+        // block gives all of them 32 lanes, nearly all idle.
+        let skewed: Vec<u32> = (0..900).map(|i| if i % 9 == 0 { 200 } else { 1 }).collect();
+        assert!(LayoutStats::of(&ptr_of(&skewed), 8).idle_consecutive > AUTO_BIN_IDLE);
+        assert!(auto.bins(&ptr_of(&skewed)));
+        let uniform = vec![20u32; 900];
+        assert!(!auto.bins(&ptr_of(&uniform)));
+        let forced = PlanConfig {
+            binned: Some(true),
+            ..auto
+        };
+        assert!(forced.bins(&ptr_of(&uniform)));
+        // The plan follows the choice.
+        let kinds = |lens: &[u32]| {
+            let p = Plan::build(&ptr_of(lens), 1 << 20, auto);
+            p.blocks.iter().any(|b| b[2] >> 8 == KIND_LISTED)
+        };
+        assert!(kinds(&skewed));
+        assert!(!kinds(&uniform));
     }
 
     #[test]
