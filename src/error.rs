@@ -625,6 +625,7 @@ pub mod params {
 
     /// Every name above.
     pub const ALL: &[&str] = &[
+        START,
         ALPHA,
         EPSILON,
         MAX_ITER,
