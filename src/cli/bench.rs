@@ -272,7 +272,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "gpu: rows fitted to {} entries per lane (${}), binned by lane count {}{} (${})",
                 plan.per_lane,
                 gt::PER_LANE_ENV,
-                on(plan.bins(m.ptr())),
+                on(plan.bins(&st)),
                 if plan.binned.is_none() {
                     " (automatic)"
                 } else {

@@ -84,10 +84,11 @@ impl PlanConfig {
         Ok(plan)
     }
 
-    /// Whether the rows given by `ptr` are binned under this configuration.
-    pub fn bins(&self, ptr: &[u32]) -> bool {
+    /// Whether rows whose consecutive layout has `stats` are binned under
+    /// this configuration.
+    pub fn bins(&self, stats: &LayoutStats) -> bool {
         self.binned
-            .unwrap_or_else(|| LayoutStats::of(ptr, self.per_lane).idle_consecutive > AUTO_BIN_IDLE)
+            .unwrap_or(stats.idle_consecutive > AUTO_BIN_IDLE)
     }
 }
 
@@ -165,37 +166,22 @@ impl LayoutStats {
     /// Of the short rows given by `ptr` (n + 1 offsets), with `per_lane`.
     pub fn of(ptr: &[u32], per_lane: u32) -> LayoutStats {
         let per_lane = per_lane.max(1);
-        let long_min = MAX_LANES * per_lane;
+        LayoutStats::of_plan(&Plan::build_as(ptr, u32::MAX, per_lane, false), ptr)
+    }
+
+    /// Of `plan`, a consecutive layout of the rows given by `ptr`: the lanes
+    /// its row blocks give against the lanes their rows need.
+    fn of_plan(plan: &Plan, ptr: &[u32]) -> LayoutStats {
         let (mut used, mut given, mut rows, mut one) = (0u64, 0u64, 0u64, 0u64);
-        // The open block as the consecutive builder keeps it: rows, the
-        // lanes its rows need, its longest row.
-        let (mut count, mut need, mut longest) = (0u32, 0u64, 0u32);
-        let mut close = |count: u32, need: u64, longest: u32| {
-            if count > 0 {
-                used += need;
-                given += (count as u64) << lanes_log2(longest, per_lane);
+        for b in plan.blocks.iter().filter(|b| b[2] >> 8 == KIND_ROWS) {
+            for j in b[0]..b[1] {
+                let tl = lanes_log2(ptr[j as usize + 1] - ptr[j as usize], plan.per_lane);
+                used += 1 << tl;
+                one += (tl == 0) as u64;
             }
-        };
-        for w in ptr.windows(2) {
-            let len = w[1] - w[0];
-            if len > long_min {
-                close(count, need, longest);
-                (count, need, longest) = (0, 0, 0);
-                continue;
-            }
-            rows += 1;
-            let tl = lanes_log2(len, per_lane);
-            one += (tl == 0) as u64;
-            let wider = longest.max(len);
-            if count > 0 && (count + 1) << lanes_log2(wider, per_lane) > WG {
-                close(count, need, longest);
-                (count, need, longest) = (0, 0, 0);
-            }
-            count += 1;
-            need += 1 << tl;
-            longest = longest.max(len);
+            rows += (b[1] - b[0]) as u64;
+            given += ((b[1] - b[0]) as u64) << (b[2] & 31);
         }
-        close(count, need, longest);
         let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         LayoutStats {
             idle_consecutive: share(given.saturating_sub(used), given),
@@ -274,9 +260,9 @@ impl Builder {
         if b1 > b0 {
             let blocks = &mut self.plan.blocks[b0 as usize..b1 as usize];
             let is_seg = |b: &[u32; 4]| b[2] >> 8 == KIND_SEGMENTS;
-            blocks.sort_by_key(is_seg); // stable
-                                        // Each row block's first and end row (a binned block's rows are
-                                        // listed in row order).
+            // Row blocks first (a stable sort), then each row block's first
+            // and end row (a binned block's rows are listed in row order).
+            blocks.sort_by_key(is_seg);
             let list = &self.plan.row_list;
             let spans = blocks.iter().filter(|b| !is_seg(b)).map(|b| {
                 if b[2] >> 8 == KIND_LISTED {
@@ -350,6 +336,21 @@ impl Plan {
     /// row: 32 · per_lane).
     pub fn build(ptr: &[u32], cap: u32, cfg: PlanConfig) -> Plan {
         let per_lane = cfg.per_lane.max(1);
+        if let Some(binned) = cfg.binned {
+            return Plan::build_as(ptr, cap, per_lane, binned);
+        }
+        // The consecutive layout is the plan, unless its idle lanes call for
+        // binning (then it was only measured).
+        let consecutive = Plan::build_as(ptr, cap, per_lane, false);
+        if cfg.bins(&LayoutStats::of_plan(&consecutive, ptr)) {
+            Plan::build_as(ptr, cap, per_lane, true)
+        } else {
+            consecutive
+        }
+    }
+
+    /// The plan with rows binned or consecutive.
+    fn build_as(ptr: &[u32], cap: u32, per_lane: u32, binned: bool) -> Plan {
         let long_min = MAX_LANES * per_lane;
         assert!(
             cap >= SEG_LEN && cap >= long_min,
@@ -366,7 +367,7 @@ impl Plan {
                 chunks: Vec::new(),
                 row_list: Vec::new(),
             },
-            binned: cfg.bins(ptr),
+            binned,
             rows: None,
             bins: Default::default(),
             seg_pending: 0,
@@ -615,14 +616,15 @@ mod tests {
         // block gives all of them 32 lanes, nearly all idle.
         let skewed: Vec<u32> = (0..900).map(|i| if i % 9 == 0 { 200 } else { 1 }).collect();
         assert!(LayoutStats::of(&ptr_of(&skewed), 8).idle_consecutive > AUTO_BIN_IDLE);
-        assert!(auto.bins(&ptr_of(&skewed)));
+        assert!(auto.bins(&LayoutStats::of(&ptr_of(&skewed), 8)));
         let uniform = vec![20u32; 900];
-        assert!(!auto.bins(&ptr_of(&uniform)));
+        let uniform_stats = LayoutStats::of(&ptr_of(&uniform), 8);
+        assert!(!auto.bins(&uniform_stats));
         let forced = PlanConfig {
             binned: Some(true),
             ..auto
         };
-        assert!(forced.bins(&ptr_of(&uniform)));
+        assert!(forced.bins(&uniform_stats));
         // The plan follows the choice.
         let kinds = |lens: &[u32]| {
             let p = Plan::build(&ptr_of(lens), 1 << 20, auto);
