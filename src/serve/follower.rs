@@ -386,6 +386,36 @@ fn snapshot_reason(e: &SnapshotError) -> &'static str {
     }
 }
 
+/// The mechanism posted beside the snapshot `b`, when the peer has one
+/// (None when it answers 404): the file and the publisher's signature of it
+/// for this very snapshot. A signature that does not verify means the peer
+/// tampered with it, and the whole fetch is refused (another peer's copy is
+/// tried, as for a bad body).
+async fn fetch_mechanism(
+    shared: &Shared,
+    file_url: &str,
+    sig_url: &str,
+    b: Binding<'_>,
+) -> Result<Option<(bytes::Bytes, bytes::Bytes)>, Failure> {
+    let transient = |e: ServeError| Failure::Transient(e.to_string());
+    let fetcher = &shared.fetcher;
+    let Some(file) = fetcher
+        .get_if_present(file_url, MAX_MECHANISM_BYTES)
+        .await
+        .map_err(transient)?
+    else {
+        return Ok(None);
+    };
+    let sig = fetcher
+        .get_if_present(sig_url, 64)
+        .await
+        .map_err(transient)?
+        .unwrap_or_default();
+    mechanism::verify(b, &file, &sig)
+        .map_err(|why| Failure::Rejected("bad_mechanism", format!("mechanism: {why}")))?;
+    Ok(Some((file, sig)))
+}
+
 async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failure> {
     let publisher = a.claim.publisher;
     let epoch = a.claim.epoch;
@@ -476,46 +506,21 @@ async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failu
         let _ = std::fs::remove_dir_all(&staging);
         return Err(Failure::Rejected(reason(&e), e.to_string()));
     }
-    // The mechanism posted beside the snapshot, when the peer has one: it
-    // must carry the publisher's signature for this very snapshot, or the
-    // peer tampered with it and the whole fetch is refused (another peer's
-    // copy is tried, as for a bad body).
     let b = Binding {
         network: &shared.network,
         publisher: &publisher,
         epoch,
         header_hash: &a.claim.header_hash,
     };
-    let fetched = shared
-        .fetcher
-        .get_if_present(&url("mechanism"), MAX_MECHANISM_BYTES)
-        .await;
-    let mechanism = match fetched {
+    let mechanism = match fetch_mechanism(shared, &url("mechanism"), &url("mechanism.sig"), b).await
+    {
         Ok(m) => m,
-        Err(e) => {
+        Err(f) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(transient(e));
+            return Err(f);
         }
     };
-    if let Some(file) = mechanism {
-        let sig = match shared
-            .fetcher
-            .get_if_present(&url("mechanism.sig"), 64)
-            .await
-        {
-            Ok(s) => s.unwrap_or_default(),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(transient(e));
-            }
-        };
-        if let Err(why) = mechanism::verify(b, &file, &sig) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(Failure::Rejected(
-                "bad_mechanism",
-                format!("mechanism: {why}"),
-            ));
-        }
+    if let Some((file, sig)) = mechanism {
         write(MECHANISM_FILE, &file)?;
         write(MECHANISM_SIG_FILE, &sig)?;
     }
