@@ -81,6 +81,26 @@ pub fn subject() -> Option<Subject> {
     Some(Subject::new("gpu", gpu()?, F32).with_split(split))
 }
 
+/// `score --device gpu` on the bundled Bitcoin Alpha log into `out`, with
+/// the kernel tuning variables `env`; not yet run.
+fn gpu_score(out: &std::path::Path, env: &[(&str, &str)]) -> crate::util::Trustmesh {
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
+    let cmd = crate::util::Trustmesh::new()
+        .args(["score", "--device", "gpu", "--log"])
+        .arg(log)
+        .arg("--out")
+        .arg(out);
+    env.iter().fold(cmd, |c, (k, v)| c.env(k, v))
+}
+
+/// [`gpu_score`] run to success in `dir`, and its scores.
+fn gpu_scores(dir: &std::path::Path, env: &[(&str, &str)]) -> Vec<(String, f64, u32)> {
+    let name: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let out = dir.join(format!("{}.parquet", name.join(",")));
+    gpu_score(&out, env).ok();
+    crate::common::read_scores(&out)
+}
+
 #[test]
 fn gpu_lists_adapters() {
     let Some(g) = gpu() else { return };
@@ -146,23 +166,18 @@ fn gpu_snapshot_audit_certifies_the_bound() {
 /// TRUSTMESH_GPU_GATHER_AHEAD=0 too.)
 #[test]
 fn gpu_gather_ahead_agrees_with_the_plain_loop() {
-    use crate::util::Trustmesh;
     if gpu().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
     let run = |ahead: &str, per_lane: &str| {
-        let out = dir.path().join(format!("s{ahead}_{per_lane}.parquet"));
-        Trustmesh::new()
-            .args(["score", "--device", "gpu", "--log"])
-            .arg(&log)
-            .arg("--out")
-            .arg(&out)
-            .env("TRUSTMESH_GPU_GATHER_AHEAD", ahead)
-            .env("TRUSTMESH_GPU_PER_LANE", per_lane)
-            .ok();
-        crate::common::read_scores(&out)
+        gpu_scores(
+            dir.path(),
+            &[
+                ("TRUSTMESH_GPU_GATHER_AHEAD", ahead),
+                ("TRUSTMESH_GPU_PER_LANE", per_lane),
+            ],
+        )
     };
     for per_lane in ["8", "64"] {
         let plain = run("0", per_lane);
@@ -191,14 +206,12 @@ fn gpu_gather_ahead_agrees_with_the_plain_loop() {
         };
         assert_eq!(top(&plain), top(&ahead));
     }
-    Trustmesh::new()
-        .args(["score", "--device", "gpu", "--log"])
-        .arg(&log)
-        .arg("--out")
-        .arg(dir.path().join("bad.parquet"))
-        .env("TRUSTMESH_GPU_GATHER_AHEAD", "4")
-        .fails(1)
-        .stderr_has(&["TRUSTMESH_GPU_GATHER_AHEAD=4: expected 0 or 1"]);
+    gpu_score(
+        &dir.path().join("bad.parquet"),
+        &[("TRUSTMESH_GPU_GATHER_AHEAD", "4")],
+    )
+    .fails(1)
+    .stderr_has(&["TRUSTMESH_GPU_GATHER_AHEAD=4: expected 0 or 1"]);
 }
 
 /// `simulate` batches many runs' solves into single engine calls: on the
@@ -293,26 +306,19 @@ fn gpu_binned_rows_equal_consecutive_rows_bit_for_bit() {
 /// subgroups) runs both trees in one solve.
 #[test]
 fn gpu_subgroup_tree_and_row_layouts_give_the_same_bits() {
-    use crate::util::Trustmesh;
     if gpu().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bitcoin-alpha.parquet");
     let run = |sg: &str, binned: &str, per_lane: &str| {
-        let out = dir
-            .path()
-            .join(format!("s{sg}_{binned}_{per_lane}.parquet"));
-        Trustmesh::new()
-            .args(["score", "--device", "gpu", "--log"])
-            .arg(&log)
-            .arg("--out")
-            .arg(&out)
-            .env("TRUSTMESH_GPU_SUBGROUPS", sg)
-            .env("TRUSTMESH_GPU_BINNED", binned)
-            .env("TRUSTMESH_GPU_PER_LANE", per_lane)
-            .ok();
-        crate::common::read_scores(&out)
+        gpu_scores(
+            dir.path(),
+            &[
+                ("TRUSTMESH_GPU_SUBGROUPS", sg),
+                ("TRUSTMESH_GPU_BINNED", binned),
+                ("TRUSTMESH_GPU_PER_LANE", per_lane),
+            ],
+        )
     };
     for per_lane in ["1", "8"] {
         let reference = run("0", "0", per_lane);
@@ -326,12 +332,7 @@ fn gpu_subgroup_tree_and_row_layouts_give_the_same_bits() {
         }
     }
     for var in ["TRUSTMESH_GPU_SUBGROUPS", "TRUSTMESH_GPU_BINNED"] {
-        Trustmesh::new()
-            .args(["score", "--device", "gpu", "--log"])
-            .arg(&log)
-            .arg("--out")
-            .arg(dir.path().join("bad.parquet"))
-            .env(var, "yes")
+        gpu_score(&dir.path().join("bad.parquet"), &[(var, "yes")])
             .fails(1)
             .stderr_has(&[&format!("{var}=yes: expected 0 or 1")]);
     }
