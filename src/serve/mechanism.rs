@@ -205,6 +205,13 @@ mod tests {
         tampered[2] ^= 1;
         assert!(verify(b, &tampered, &sig).is_err());
         assert!(verify(b, file.as_bytes(), &sig[..63]).is_err());
+        assert!(verify(b, file.as_bytes(), &[sig.as_slice(), &[0]].concat()).is_err());
+        assert!(verify(b, file.as_bytes(), &[]).is_err());
+        // Validly signed garbage, truncated JSON, an empty file: refused.
+        for bad in [&b"\xff\xfe garbage"[..], &file.as_bytes()[..10], b""] {
+            let sig = sign(&key, b, bad);
+            assert!(verify(b, bad, &sig).is_err(), "{bad:?}");
+        }
         // Validly signed, but naming another epoch: refused.
         let wrong = format!(
             "{{\"epoch\": 4, \"header_hash\": \"{}\"}}",
