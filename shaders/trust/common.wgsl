@@ -10,8 +10,12 @@ const WG: u32 = 256u;
 // Consecutive rows each invocation of the update kernel handles.
 const UPDATE_ROWS: u32 = 4u;
 
-// Partials one invocation of the fold kernel adds.
-const FOLD: u32 = 64u;
+// Items (an update invocation's rows, or partials) merged by one chunk tree in
+// workgroup memory into one partial: the update writes one partial per
+// TREE · UPDATE_ROWS rows, the fold one per TREE update partials. Why 32: a
+// chunk must lie within one workgroup for every column-group count, and a
+// workgroup holds WG / gp ≥ 32 items (gp ≤ 8).
+const TREE: u32 = 32u;
 
 // Shared uniform: the shape of the column block being solved.
 struct Params {
@@ -28,7 +32,8 @@ struct Params {
     // Live columns W in this block (the rest of the last group is padding).
     width: u32,
     max_iter: u32,
-    // Update partials per group (ceil(n / UPDATE_ROWS)) and after folding.
+    // Update partials per group (ceil(n / (UPDATE_ROWS · TREE))), and the
+    // fold's (ceil(n_part0 / TREE)), 0 when finalize reads the update's.
     n_part0: u32,
     n_part1: u32,
     alpha: f32,

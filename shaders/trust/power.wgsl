@@ -8,9 +8,16 @@
 // all the way, with no float atomics (so a given device gives the same bits
 // every run):
 //
-//   update_*  one partial per UPDATE_ROWS consecutive rows,
-//   fold      one partial per FOLD update partials,
+//   update    one partial per TREE · UPDATE_ROWS consecutive rows (a tree in
+//             workgroup memory over TREE invocations' sequential sums),
+//   fold      one partial per TREE update partials, the same way; only when
+//             there are more than FINAL_DIRECT (src/gpu/trust/block.rs)
+//             update partials,
 //   finalize  one workgroup per column group: strided sums, then a tree.
+//
+// Why so few passes: on a graph of a few hundred thousand rows every pass is
+// mostly launch and barrier latency (cnr-2000 on an H100: a fold of one
+// partial per 4 rows and a finalize took 0.047 ms, twice the product).
 //
 // `finalize` then counts the iteration and freezes a column once its residual
 // is below epsilon or it reached max_iter. A frozen column is copied through
@@ -90,9 +97,49 @@ fn merge_part(level: u32, item: u32, g: u32, r: ptr<function, Acc>, m: ptr<funct
     *m = acc_merge(*m, Acc(parts[base + 2u], parts[base + 3u]));
 }
 
-// Invocation (p, g) handles rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS
-// and writes partial p: which rows share a partial does not depend on how
-// many columns share the block.
+var<workgroup> red_rs: array<V, WG>;
+var<workgroup> red_rc: array<V, WG>;
+var<workgroup> red_ms: array<V, WG>;
+var<workgroup> red_mc: array<V, WG>;
+
+fn red_put(i: u32, r: Acc, m: Acc) {
+    red_rs[i] = r.s;
+    red_rc[i] = r.c;
+    red_ms[i] = m.s;
+    red_mc[i] = m.c;
+}
+
+// red[i] ← red[i] + red[j], residual and mass.
+fn red_merge(i: u32, j: u32) {
+    let a = acc_merge(Acc(red_rs[i], red_rc[i]), Acc(red_rs[j], red_rc[j]));
+    red_rs[i] = a.s;
+    red_rc[i] = a.c;
+    let b = acc_merge(Acc(red_ms[i], red_mc[i]), Acc(red_ms[j], red_mc[j]));
+    red_ms[i] = b.s;
+    red_mc[i] = b.c;
+}
+
+// Merges every run of TREE consecutive items of each group in workgroup
+// memory (invocation lid holds item lid / gp of group lid % gp) into the
+// run's first invocation, by a balanced tree whose pairing depends on the
+// item's place in its run only. Why: one partial then stands for TREE items
+// (fewer, wider reduction passes), and since the runs and the pairing do not
+// depend on gp, a column alone and in a batch are summed in the same order,
+// so they stay equal bit for bit. Every invocation must call it (barriers).
+fn chunk_tree(lid: u32, r: Acc, m: Acc) {
+    red_put(lid, r, m);
+    let pos = (lid / params.gp) % TREE;
+    for (var s = TREE / 2u; s > 0u; s = s / 2u) {
+        workgroupBarrier();
+        if pos < s {
+            red_merge(lid, lid + s * params.gp);
+        }
+    }
+    workgroupBarrier();
+}
+
+// Invocation (p, g) updates rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS;
+// each run of TREE invocations of a group writes update partial p / TREE.
 @compute @workgroup_size(256)
 fn update(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -102,24 +149,30 @@ fn update(
     let ig = item_group(wid, nwg, lid);
     let p = ig.x;
     let g = ig.y;
-    if g >= params.groups || p >= params.n_part0 {
-        return;
-    }
     var r = acc_zero();
     var m = acc_zero();
-    let end = min(params.n, (p + 1u) * UPDATE_ROWS);
-    for (var row = p * UPDATE_ROWS; row < end; row++) {
-        let o = update_one(row, g);
-        if SCALED {
-            write_x(row, g, o.v);
+    // No early return: every invocation takes part in the chunk tree.
+    if g < params.groups {
+        let end = min(params.n, (p + 1u) * UPDATE_ROWS);
+        for (var row = p * UPDATE_ROWS; row < end; row++) {
+            let o = update_one(row, g);
+            if SCALED {
+                write_x(row, g, o.v);
+            }
+            r = acc_add(r, o.resid);
+            m = acc_add(m, o.mass);
         }
-        r = acc_add(r, o.resid);
-        m = acc_add(m, o.mass);
     }
-    write_part(0u, p, g, r, m);
+    chunk_tree(lid, r, m);
+    let q = p / TREE;
+    if p % TREE == 0u && g < params.groups && q < params.n_part0 {
+        write_part(0u, q, g, Acc(red_rs[lid], red_rc[lid]), Acc(red_ms[lid], red_mc[lid]));
+    }
 }
 
-// One invocation per (FOLD consecutive update partials, group).
+// Invocation (q, g) takes update partial q; each run of TREE of them writes
+// fold partial q / TREE. Dispatched only when there are too many update
+// partials for finalize's one workgroup per group (n_part1 > 0).
 @compute @workgroup_size(256)
 fn fold(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -129,50 +182,41 @@ fn fold(
     let ig = item_group(wid, nwg, lid);
     let q = ig.x;
     let g = ig.y;
-    if g >= params.groups || q >= params.n_part1 {
-        return;
-    }
     var r = acc_zero();
     var m = acc_zero();
-    let end = min(params.n_part0, (q + 1u) * FOLD);
-    for (var p = q * FOLD; p < end; p++) {
-        merge_part(0u, p, g, &r, &m);
+    if g < params.groups && q < params.n_part0 {
+        merge_part(0u, q, g, &r, &m);
     }
-    write_part(1u, q, g, r, m);
+    chunk_tree(lid, r, m);
+    let o = q / TREE;
+    if q % TREE == 0u && g < params.groups && o < params.n_part1 {
+        write_part(1u, o, g, Acc(red_rs[lid], red_rc[lid]), Acc(red_ms[lid], red_mc[lid]));
+    }
 }
 
-var<workgroup> red_rs: array<V, WG>;
-var<workgroup> red_rc: array<V, WG>;
-var<workgroup> red_ms: array<V, WG>;
-var<workgroup> red_mc: array<V, WG>;
-
-// One workgroup per column group: strided sums of the folded partials, a
-// tree over the workgroup (pairing fixed by invocation index), then one
-// invocation updates the group's columns.
+// One workgroup per column group: strided sums of the last level's partials
+// (the fold's, or the update's when there was no fold), a tree over the
+// workgroup (pairing fixed by invocation index), then one invocation updates
+// the group's columns.
 @compute @workgroup_size(256)
 fn finalize(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = wid.x;
+    let folded = params.n_part1 > 0u;
+    let level = select(0u, 1u, folded);
+    let count = select(params.n_part0, params.n_part1, folded);
     var r = acc_zero();
     var m = acc_zero();
-    for (var q = lid; q < params.n_part1; q += WG) {
-        merge_part(1u, q, g, &r, &m);
+    for (var q = lid; q < count; q += WG) {
+        merge_part(level, q, g, &r, &m);
     }
-    red_rs[lid] = r.s;
-    red_rc[lid] = r.c;
-    red_ms[lid] = m.s;
-    red_mc[lid] = m.c;
+    red_put(lid, r, m);
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
         if lid < stride {
-            let a = acc_merge(Acc(red_rs[lid], red_rc[lid]), Acc(red_rs[lid + stride], red_rc[lid + stride]));
-            red_rs[lid] = a.s;
-            red_rc[lid] = a.c;
-            let b = acc_merge(Acc(red_ms[lid], red_mc[lid]), Acc(red_ms[lid + stride], red_mc[lid + stride]));
-            red_ms[lid] = b.s;
-            red_mc[lid] = b.c;
+            red_merge(lid, lid + stride);
         }
         workgroupBarrier();
     }

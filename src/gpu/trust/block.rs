@@ -33,8 +33,15 @@ pub const MAX_BLOCK: usize = 32;
 
 /// Rows per invocation of the update kernel, as in shaders/trust/common.wgsl.
 const UPDATE_ROWS: usize = 4;
-/// Partials per invocation of the fold kernel, as in shaders/trust/common.wgsl.
-const FOLD: usize = 64;
+/// Items one chunk tree merges into a partial, as in shaders/trust/common.wgsl.
+const TREE: usize = 32;
+/// Most update partials per group that finalize reads itself (at most 16 per
+/// invocation, read coalesced); beyond that a fold pass merges them by
+/// `TREE` first. Why: below it a pass saved is worth more than the serial
+/// reads (a pass costs several microseconds of launch and barrier even when
+/// it has nothing to do), above it one workgroup's serial reads would grow
+/// with the graph.
+const FINAL_DIRECT: usize = 16 * WG as usize;
 
 /// Work decomposition of a block with `groups` column groups over `n` rows.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +50,9 @@ pub(crate) struct Grid {
     pub gp: usize,
     /// Rows (items) per workgroup of the (item, group)-mapped kernels.
     pub rows_per_wg: usize,
-    /// Update partials per group, and what is left of them after folding.
+    /// Invocations of the update kernel per group.
+    pub n_items: usize,
+    /// Update partials per group, and the fold's (0: no fold pass).
     pub n_part0: usize,
     pub n_part1: usize,
 }
@@ -51,12 +60,18 @@ pub(crate) struct Grid {
 impl Grid {
     pub fn new(n: usize, groups: usize) -> Grid {
         let gp = groups.next_power_of_two();
-        let n_part0 = n.div_ceil(UPDATE_ROWS);
+        let n_items = n.div_ceil(UPDATE_ROWS);
+        let n_part0 = n_items.div_ceil(TREE);
         Grid {
             gp,
             rows_per_wg: WG as usize / gp,
+            n_items,
             n_part0,
-            n_part1: n_part0.div_ceil(FOLD),
+            n_part1: if n_part0 > FINAL_DIRECT {
+                n_part0.div_ceil(TREE)
+            } else {
+                0
+            },
         }
     }
 }
@@ -311,10 +326,12 @@ impl Block {
         mark(pass, Stage::LongRows);
         pass.set_bind_group(0, &self.power[self.parity], &[]);
         pass.set_pipeline(&k.update[weights]);
-        ctx.dispatch_linear(pass, self.grid.n_part0.div_ceil(self.grid.rows_per_wg));
+        ctx.dispatch_linear(pass, self.grid.n_items.div_ceil(self.grid.rows_per_wg));
         mark(pass, Stage::Update);
-        pass.set_pipeline(&k.fold);
-        ctx.dispatch_linear(pass, self.grid.n_part1.div_ceil(self.grid.rows_per_wg));
+        if self.grid.n_part1 > 0 {
+            pass.set_pipeline(&k.fold);
+            ctx.dispatch_linear(pass, self.grid.n_part0.div_ceil(self.grid.rows_per_wg));
+        }
         pass.set_pipeline(&k.finalize);
         pass.dispatch_workgroups(self.groups as u32, 1, 1);
         mark(pass, Stage::Reduce);

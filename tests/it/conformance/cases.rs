@@ -284,6 +284,23 @@ pub fn every_row_length_batch_equals_single_bit_for_bit(s: &Subject) {
     }
 }
 
+/// Enough rows that the GPU's update leaves more partials (one per 128 rows)
+/// than finalize reads itself (16 · 256), so a fold pass runs between them:
+/// still within budget of the CPU, and a batch still equals its columns
+/// alone bit for bit.
+pub fn many_rows_take_the_fold_pass(s: &Subject) {
+    let n = 540_000;
+    assert!(n > 16 * 256 * 128);
+    let m = power_law(n, 2.0, 200, false, 48);
+    s.compare("540k rows K=1", &m, &pretrusts(n, 1, 14));
+    let params = IterParams {
+        epsilon: 1e-12,
+        max_iter: 5,
+        ..Default::default()
+    };
+    assert_batch_equals_single(s, &m, &pretrusts(n, 5, 13), &params);
+}
+
 pub fn bad_columns_rejected_with_their_messages(s: &Subject) {
     let m = matrix(synthetic::star(10));
     let err = s

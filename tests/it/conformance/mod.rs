@@ -138,6 +138,7 @@ conformance![
     columns_stop_on_their_own,
     flat_tail_stops_early,
     batch_equals_single_bit_for_bit,
+    many_rows_take_the_fold_pass,
     every_row_length_batch_equals_single_bit_for_bit,
     bad_columns_rejected_with_their_messages,
     solve_many_equals_separate_solves,
