@@ -23,7 +23,8 @@
 //
 // Rows longer than 32 lanes' worth are cut into segments of about a thousand
 // entries; segment blocks (kind 1) run 32 lanes per segment and store the
-// segment's compensated sum; `long_finish` adds a row's segments in order.
+// segment's compensated sum; the update (power.wgsl) adds a row's segments in
+// order where it reads the row's product.
 //
 // Segment blocks serve both: a block of G column groups maps invocation
 // (segment, lane, group) with the group fastest and takes as many rounds over
@@ -67,13 +68,11 @@ override PER_EDGE: bool = false;
 @group(0) @binding(8) var<storage, read> segs: array<vec4<u32>>;
 // Per (segment, group): compensated sum as (s, c).
 @group(0) @binding(9) var<storage, read_write> seg_part: array<V>;
-// Long rows: (row, first segment, end segment, 0).
-@group(0) @binding(10) var<storage, read> long_rows: array<vec4<u32>>;
 // Blocks: (first unit, end unit, log2(T) | kind << 8, 0); a unit is a row
 // (kind 0), a segment (kind 1) or an entry of `row_list` (kind 2).
-@group(0) @binding(11) var<storage, read> blocks: array<vec4<u32>>;
+@group(0) @binding(10) var<storage, read> blocks: array<vec4<u32>>;
 // Rows of the binned row blocks (kind 2), whose rows all have T lanes.
-@group(0) @binding(12) var<storage, read> row_list: array<u32>;
+@group(0) @binding(11) var<storage, read> row_list: array<u32>;
 
 var<workgroup> tree_s: array<V, WG>;
 var<workgroup> tree_c: array<V, WG>;
@@ -247,7 +246,7 @@ fn spmv_rows(
     let e0 = row_ptr[row];
     let e1 = row_ptr[row + 1u];
     if e1 - e0 > MAX_LANES * params.per_lane {
-        // A long row: its segments are summed by `spmv`, then `long_finish`.
+        // A long row: its segments are summed by `spmv`, then in the update.
         return;
     }
     let tl = row_lanes_log2(e1 - e0);
@@ -300,30 +299,4 @@ fn spmv_rows(
         default: {}
     }
     acc[vidx(row, g)] = acc_value(total);
-}
-
-// Adds each long row's segment sums in segment order (compensated), one
-// invocation per (long row, group), and stores the row sum.
-@compute @workgroup_size(256)
-fn long_finish(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let ig = item_group(wid, nwg, lid);
-    let k = ig.x;
-    let g = ig.y;
-    if g >= params.groups || k >= params.n_long {
-        return;
-    }
-    if group_done(colv[params.groups + g]) {
-        return;
-    }
-    let lr = long_rows[k];
-    var a = acc_zero();
-    for (var s = lr.y; s < lr.z; s++) {
-        let i = 2u * vidx(s, g);
-        a = acc_merge(a, Acc(seg_part[i], seg_part[i + 1u]));
-    }
-    acc[vidx(lr.x, g)] = acc_value(a);
 }

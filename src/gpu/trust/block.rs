@@ -5,11 +5,12 @@
 //! Per iteration (shaders/trust/):
 //! 1. `spmv`, once per matrix chunk: y = Cᵀ x for every column of the block
 //!    in one pass over the matrix (row blocks with lanes fitted to their rows;
-//!    long-row segments); `long_finish` adds each long row's segment sums.
-//! 2. `update`: t' = (1-a)·y + ((1-a)·(d·t) + a)·p, the pre-scaled x' = t'·scale
-//!    for the next gather, and partial sums of |t' - t| and d·t' per 4 rows;
-//!    `fold` adds them 64 at a time.
-//! 3. `finalize`: per column group one workgroup adds the folded partials,
+//!    long-row segments).
+//! 2. `update`: t' = (1-a)·y + ((1-a)·(d·t) + a)·p, where a long row's y is
+//!    the sum of its segments, the pre-scaled x' = t'·scale for the next
+//!    gather, and partial sums of |t' - t| and d·t' per 128 rows; `fold`
+//!    merges them 32 at a time when there are many.
+//! 3. `finalize`: per column group one workgroup adds the last partials,
 //!    counts the iteration, and freezes a column once its residual is below
 //!    epsilon or it reached max_iter. A frozen column is copied through
 //!    unchanged, so it ends exactly at the iteration that stopped it.
@@ -32,7 +33,7 @@ use crate::trust::{EdgeWeights, TrustMatrix};
 pub const MAX_BLOCK: usize = 32;
 
 /// Rows per invocation of the update kernel, as in shaders/trust/common.wgsl.
-const UPDATE_ROWS: usize = 4;
+pub(crate) const UPDATE_ROWS: usize = 4;
 /// Items one chunk tree merges into a partial, as in shaders/trust/common.wgsl.
 const TREE: usize = 32;
 /// Most update partials per group that finalize reads itself (at most 16 per
@@ -228,7 +229,6 @@ impl Block {
                             &acc,
                             &gm.segs,
                             &seg_part,
-                            &gm.long_rows,
                             &gm.blocks,
                             &gm.row_list,
                         ],
@@ -250,6 +250,9 @@ impl Block {
                     &colv,
                     &parts,
                     &cols,
+                    &seg_part,
+                    &gm.long_rows,
+                    &gm.long_next,
                 ],
             )
         });
@@ -316,14 +319,6 @@ impl Block {
             }
         }
         mark(pass, Stage::Product);
-        let n_long = gm.plan.long_rows.len();
-        if n_long > 0 {
-            // long_finish reads nothing chunk-specific: any chunk's group serves.
-            pass.set_pipeline(&k.long_finish);
-            pass.set_bind_group(0, &spmv[0], &[]);
-            ctx.dispatch_linear(pass, n_long.div_ceil(self.grid.rows_per_wg));
-        }
-        mark(pass, Stage::LongRows);
         pass.set_bind_group(0, &self.power[self.parity], &[]);
         pass.set_pipeline(&k.update[weights]);
         ctx.dispatch_linear(pass, self.grid.n_items.div_ceil(self.grid.rows_per_wg));

@@ -67,7 +67,6 @@ pub(crate) struct Kernels {
     pub spmv: [wgpu::ComputePipeline; 2],
     /// y = Cᵀ x over short rows, one invocation per (row, group); same.
     pub spmv_rows: [wgpu::ComputePipeline; 2],
-    pub long_finish: wgpu::ComputePipeline,
     /// [per-source weights (writes x'), per-edge weights].
     pub update: [wgpu::ComputePipeline; 2],
     pub fold: wgpu::ComputePipeline,
@@ -226,7 +225,6 @@ impl KernelFamily for TrustKernels {
                         &[("PER_EDGE", pe as u8 as f64), ("GATHER_AHEAD", ahead)],
                     )
                 }),
-                long_finish: pipe(&spmv_pl, &spmv, "long_finish", &[]),
                 update: [true, false]
                     .map(|sc| pipe(&power_pl, &power, "update", &[("SCALED", sc as u8 as f64)])),
                 fold: pipe(&power_pl, &power, "fold", &[]),

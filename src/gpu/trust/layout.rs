@@ -70,7 +70,7 @@ const _: () = assert!(std::mem::size_of::<ColStateU>() == 16);
 pub(crate) use crate::gpu::context::{bind_group_layout, Slot};
 
 /// Bindings of shaders/trust/spmv.wgsl (both entry points share them).
-pub(crate) const SPMV_SLOTS: [(u32, Slot); 13] = [
+pub(crate) const SPMV_SLOTS: [(u32, Slot); 12] = [
     (0, Slot::Uniform),   // params
     (1, Slot::Uniform),   // chunk
     (2, Slot::Read),      // row_ptr
@@ -81,13 +81,12 @@ pub(crate) const SPMV_SLOTS: [(u32, Slot); 13] = [
     (7, Slot::ReadWrite), // acc
     (8, Slot::Read),      // segs
     (9, Slot::ReadWrite), // seg_part
-    (10, Slot::Read),     // long_rows
-    (11, Slot::Read),     // blocks
-    (12, Slot::Read),     // row_list
+    (10, Slot::Read),     // blocks
+    (11, Slot::Read),     // row_list
 ];
 
 /// Bindings of shaders/trust/power.wgsl.
-pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
+pub(crate) const POWER_SLOTS: [(u32, Slot); 13] = [
     (0, Slot::Uniform),   // params
     (1, Slot::Read),      // acc
     (2, Slot::Read),      // pre
@@ -98,6 +97,9 @@ pub(crate) const POWER_SLOTS: [(u32, Slot); 10] = [
     (7, Slot::ReadWrite), // colv
     (8, Slot::ReadWrite), // parts
     (9, Slot::ReadWrite), // cols
+    (10, Slot::Read),     // seg_part
+    (11, Slot::Read),     // long_rows
+    (12, Slot::Read),     // long_next
 ];
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! A trust matrix resident on the device: uploaded once, then read by every
 //! solve against it (every column block, every pass) until dropped.
 
+use super::block::UPDATE_ROWS;
 use super::layout::ChunkU;
 use super::plan::{Plan, PlanConfig};
 use crate::error::Result;
@@ -19,6 +20,9 @@ pub(crate) struct GpuMatrix {
     pub rowinfo: wgpu::Buffer,
     pub segs: wgpu::Buffer,
     pub long_rows: wgpu::Buffer,
+    /// Per update invocation, the first long row at or after its rows
+    /// ([`Plan::long_next`]).
+    pub long_next: wgpu::Buffer,
     pub blocks: wgpu::Buffer,
     /// Rows of the binned row blocks (`Plan::row_list`).
     pub row_list: wgpu::Buffer,
@@ -63,6 +67,8 @@ impl GpuMatrix {
         need("the long-row segment list", plan.segs.len() * 16)?;
         need("the block list", plan.blocks.len() * 16)?;
         need("the binned row list", plan.row_list.len() * 4)?;
+        let long_next = plan.long_next(n, UPDATE_ROWS);
+        need("the long-row index", long_next.len() * 4)?;
         let (scale, edge_w): (Vec<f32>, Option<Vec<f32>>) = match m.weights() {
             EdgeWeights::PerSource(s) => (s.iter().map(|&v| v as f32).collect(), None),
             EdgeWeights::PerEdge(w) => (vec![1.0; n], Some(w.iter().map(|&v| v as f32).collect())),
@@ -108,6 +114,7 @@ impl GpuMatrix {
             rowinfo: ctx.storage_init("rowinfo", bytemuck::cast_slice(&rowinfo), none),
             segs: ctx.storage_init("segs", bytemuck::cast_slice(&plan.segs), none),
             long_rows: ctx.storage_init("long_rows", bytemuck::cast_slice(&plan.long_rows), none),
+            long_next: ctx.storage_init("long_next", bytemuck::cast_slice(&long_next), none),
             blocks: ctx.storage_init("blocks", bytemuck::cast_slice(&plan.blocks), none),
             row_list: ctx.storage_init("row_list", bytemuck::cast_slice(&plan.row_list), none),
             no_weights: ctx.zeroed("no edge weights", 16, wgpu::BufferUsages::STORAGE),

@@ -25,7 +25,8 @@ pub const DEFAULT_PER_LANE: u32 = 8;
 pub(crate) const SEG_LEN: u32 = 1024;
 
 /// A row never has more segments than this (segments grow instead), which
-/// bounds the sequential work of `long_finish` for a multi-million-entry row.
+/// bounds the sequential work of summing a multi-million-entry row's segments
+/// (the update kernel's, one invocation per row and column group).
 pub(crate) const MAX_SEGS_PER_ROW: u32 = 1024;
 
 /// Block kinds, as the shader reads them from bits 8.. of the descriptor.
@@ -331,6 +332,22 @@ impl Builder {
 }
 
 impl Plan {
+    /// For each run of `rows` consecutive rows (an update invocation's), the
+    /// index in `long_rows` of the first long row at or after the run's first
+    /// row (`long_rows.len()` when none is left): the update kernel finds the
+    /// long rows it sums from their segments without a search.
+    pub fn long_next(&self, n: usize, rows: usize) -> Vec<u32> {
+        let mut k = 0;
+        (0..n.div_ceil(rows))
+            .map(|p| {
+                while k < self.long_rows.len() && (self.long_rows[k][0] as usize) < p * rows {
+                    k += 1;
+                }
+                k as u32
+            })
+            .collect()
+    }
+
     /// Partitions rows given by `ptr` (n + 1 offsets) so that no chunk holds
     /// more than `cap` entries (`cap` >= [`SEG_LEN`], and at least one short
     /// row: 32 · per_lane).
@@ -518,6 +535,20 @@ mod tests {
         }
         assert!(row_seen.iter().all(|&x| x == 1), "rows not partitioned");
         assert!(covered.iter().all(|&x| x == 1), "entries not covered once");
+        // The update finds each long row through long_next: for every run
+        // of rows, the first long row at or after it.
+        for rows in [1, 4, 7] {
+            let next = plan.long_next(lens.len(), rows);
+            assert_eq!(next.len(), lens.len().div_ceil(rows));
+            for (p, &k) in next.iter().enumerate() {
+                let want = plan
+                    .long_rows
+                    .iter()
+                    .position(|lr| lr[0] as usize >= p * rows)
+                    .unwrap_or(plan.long_rows.len());
+                assert_eq!(k as usize, want, "run {p} of {rows} rows");
+            }
+        }
         plan
     }
 

@@ -23,26 +23,19 @@ use crate::trust::{pretrust, TrustMatrix};
 pub enum Stage {
     /// y = Cᵀx: every chunk's row blocks and long-row segments.
     Product,
-    /// `long_finish`: each long row's segment sums added in order.
-    LongRows,
-    /// `update`: the new iterate, its pre-scaled copy and level-0 partials.
+    /// `update`: the new iterate (long rows' products from their segment
+    /// sums), its pre-scaled copy and the update partials.
     Update,
     /// `fold` and `finalize`: residual and dangling mass, stopping rule.
     Reduce,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [
-        Stage::Product,
-        Stage::LongRows,
-        Stage::Update,
-        Stage::Reduce,
-    ];
+    pub const ALL: [Stage; 3] = [Stage::Product, Stage::Update, Stage::Reduce];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Product => "product (spmv)",
-            Stage::LongRows => "long rows (long_finish)",
             Stage::Update => "update",
             Stage::Reduce => "reduce (fold, finalize)",
         }
@@ -225,22 +218,20 @@ mod tests {
         let s = [
             None,
             Some(Stage::Product),
-            Some(Stage::LongRows),
             Some(Stage::Update),
             Some(Stage::Reduce),
             Some(Stage::Product),
-            Some(Stage::LongRows),
             Some(Stage::Update),
             Some(Stage::Reduce),
         ];
-        // Two iterations, 1 ns per tick: product 10 + 30, long rows 0 + 2,
-        // update 5 + 5, reduce 1 + 3 (a counter step back counts as 0).
-        let t = [100, 110, 110, 115, 116, 146, 148, 153, 156];
+        // Two iterations, 1 ns per tick: product 10 + 30, update 5 + 7,
+        // reduce 1 + 3 (a counter step back counts as 0).
+        let t = [100, 110, 115, 116, 146, 153, 156];
         let r = stage_times(&t, &s, 1e6, 2);
         let ms: Vec<f64> = r.stages.iter().map(|x| x.1).collect();
-        assert_eq!(ms, vec![20.0, 1.0, 5.0, 2.0]);
+        assert_eq!(ms, vec![20.0, 6.0, 2.0]);
         assert_eq!(r.whole_ms, 28.0);
-        let back = [100, 90, 95, 96, 97, 98, 99, 100, 101];
+        let back = [100, 90, 95, 96, 97, 98, 99];
         assert_eq!(stage_times(&back, &s, 1.0, 1).stages[0].1, 1e-6);
     }
 }
