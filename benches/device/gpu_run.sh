@@ -9,17 +9,19 @@
 # Ordered by what is still unmeasured (docs/benchmarks.md): a run cut short by
 # its time limit keeps the figures that matter most.
 #
-#   benches/device/gpu_run.sh OUTDIR [full|small|quick]
+#   benches/device/gpu_run.sh OUTDIR [full|small|quick|ab]
 #
 # Reads (from the repository root): .dev/trustmesh(.xz) (release build),
 # .dev/cnr-2000.arcs.tsv.gz.
 # `small` runs every step on small graphs, to try the script on lavapipe;
 # `quick` runs steps 1 to 4 and the peers on full-size graphs (a confirming
-# run). Many output files: the caller tars OUTDIR (a device run returns few
+# run). `ab` times the defaults of this build against a baseline build,
+# .dev/trustmesh_base(.xz), on the same saved matrices in the same run, then
+# checks agreement and runs the peers. Many output files: the caller tars OUTDIR (a device run returns few
 # files).
 # Every step has its own time limit, prints its exit status and goes on.
 set -u
-OUT=${1:?usage: gpu_run.sh OUTDIR [full|small]}
+OUT=${1:?usage: gpu_run.sh OUTDIR [full|small|quick|ab]}
 SCALE=${2:-full}
 mkdir -p "$OUT"
 W=/tmp/tm-run
@@ -29,6 +31,10 @@ if [ -f .dev/trustmesh.xz ] && [ ! -x .dev/trustmesh ]; then
     xz -dk .dev/trustmesh.xz && chmod +x .dev/trustmesh
 fi
 BIN=.dev/trustmesh
+if [ -f .dev/trustmesh_base.xz ] && [ ! -x .dev/trustmesh_base ]; then
+    xz -dk .dev/trustmesh_base.xz && chmod +x .dev/trustmesh_base
+fi
+BASE=.dev/trustmesh_base
 if [ "$SCALE" != small ]; then
     BIG=8000000,200000000; MID=8000000,50000000; HUGE=32000000,200000000
     # The copy bandwidth measured on an H200 (4.2 TB/s); elsewhere `bench`
@@ -51,6 +57,24 @@ log "host: $(nproc) cores; $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi')"
 step 60 $BIN devices
 step 120 $BIN convert --from tsv .dev/cnr-2000.arcs.tsv.gz --out $W/cnr.parquet --layer link
 
+if [ "$SCALE" = ab ]; then
+    ab() { # ab NAME GRAPH K: this build, the baseline, this build again
+        local name=$1 graph=$2 k=$3
+        step 90 $BIN bench --graph $graph --k $k --device gpu --iters 40 $BW --profile-kernels \
+            --json "$OUT/ab_${name}_new.json"
+        step 90 $BASE bench --graph $graph --k $k --device gpu --iters 40 $BW --profile-kernels \
+            --json "$OUT/ab_${name}_base.json"
+        step 90 $BIN bench --graph $graph --k $k --device gpu --iters 40 $BW --profile-kernels \
+            --json "$OUT/ab_${name}_new2.json"
+    }
+    step 40 $BIN bench --graph $W/cnr.parquet --k 1 --device gpu --iters 5 --save-matrix $W/cnr.bin
+    ab cnr_k1 $W/cnr.bin 1
+    ab cnr_k32 $W/cnr.bin 32
+    step 150 $BIN bench --synthetic $BIG --k 1 --device gpu --iters 5 --save-matrix $W/big.bin
+    ab big_k1 $W/big.bin 1
+    ab big_k32 $W/big.bin 32
+fi
+if [ "$SCALE" != ab ]; then
 # 1. The big synthetic graph, K = 1 and 32, each kernel timed (--profile-kernels),
 #    saved for the variants and the peer, with the default kernels.
 step 150 $BIN bench --synthetic $BIG --k 1,32 --device gpu --iters 20 $BW --profile-kernels \
@@ -77,6 +101,7 @@ variant cnr_consec $W/cnr.bin TRUSTMESH_GPU_BINNED=0
 variant cnr_plain $W/cnr.bin TRUSTMESH_GPU_GATHER_AHEAD=0
 variant cnr_sg $W/cnr.bin TRUSTMESH_GPU_SUBGROUPS=1
 variant cnr_old $W/cnr.bin TRUSTMESH_GPU_BINNED=0 TRUSTMESH_GPU_GATHER_AHEAD=0
+fi
 # 4. Agreement with the f64 CPU path on real logs, single and batched.
 ba=data/bitcoin-alpha.parquet
 printf 'set,agent\n' >$W/sets.csv
@@ -92,8 +117,16 @@ done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
-if [ "$SCALE" = quick ]; then
+if [ "$SCALE" = quick ] || [ "$SCALE" = ab ]; then
     step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 --json "$OUT/peers_cnr.json"
+    if [ "$SCALE" = ab ]; then
+        step 90 python3 -u benches/peers/gpu_peers.py --matrix $W/big.bin --k 32 --no-f64 \
+            --json "$OUT/peers_big.json"
+        step 150 $BIN bench --synthetic $HUGE --k 1 --device gpu --iters 20 $BW --profile-kernels \
+            --save-matrix $W/huge.bin --json "$OUT/ab_huge_k1_new.json"
+        step 60 $BASE bench --graph $W/huge.bin --k 1 --device gpu --iters 20 $BW --profile-kernels \
+            --json "$OUT/ab_huge_k1_base.json"
+    fi
     log done
     exit 0
 fi
