@@ -91,33 +91,20 @@ struct RowOut {
     mass: V,
 }
 
-// What the update reads of one row: its product y = (Cᵀx)(row), its
-// current value, its pre-trust, and (deficit, scale).
-struct RowIn {
-    y: V,
-    t: V,
-    p: V,
-    info: vec2<f32>,
-}
-
-fn load_row(row: u32, g: u32) -> RowIn {
+// `y` is the row's product (Cᵀx)(row).
+fn update_one(row: u32, g: u32, y: V) -> RowOut {
     let i = vidx(row, g);
-    return RowIn(acc[i], t_cur[i], pre[i], rowinfo[row]);
-}
-
-// Writes row `row`'s new value (and with per-source weights its pre-scaled
-// copy); returns it with its residual and mass terms.
-fn update_row(row: u32, g: u32, a: RowIn) -> RowOut {
-    let i = vidx(row, g);
+    let t = t_cur[i];
     let frozen = colv[params.groups + g] > V(0.5);
     // Two roundings fewer than (1-a)·(y + m·p) + a·p, and the same value.
-    let fresh = params.keep * a.y + colv[g] * a.p;
-    let v = select(fresh, a.t, frozen);
+    let fresh = params.keep * y + colv[g] * pre[i];
+    let v = select(fresh, t, frozen);
     t_next[i] = v;
-    if SCALED {
-        x_next[i] = v * a.info.y;
-    }
-    return RowOut(v, abs(v - a.t), a.info.x * v);
+    return RowOut(v, abs(v - t), rowinfo[row].x * v);
+}
+
+fn write_x(row: u32, g: u32, v: V) {
+    x_next[vidx(row, g)] = v * rowinfo[row].y;
 }
 
 // First value of partial `item` of group g at reduction level 0 or 1.
@@ -133,25 +120,11 @@ fn write_part(level: u32, item: u32, g: u32, r: Acc, m: Acc) {
     parts[base + 3u] = m.c;
 }
 
-// Partial `item` of a level: (residual, mass).
-struct Part {
-    r: Acc,
-    m: Acc,
-}
-
-fn load_part(level: u32, item: u32, g: u32) -> Part {
-    let base = part_base(level, item, g);
-    return Part(Acc(parts[base], parts[base + 1u]), Acc(parts[base + 2u], parts[base + 3u]));
-}
-
-// Merges a partial into the running residual and mass sums.
-fn merge_into(x: Part, r: ptr<function, Acc>, m: ptr<function, Acc>) {
-    *r = acc_merge(*r, x.r);
-    *m = acc_merge(*m, x.m);
-}
-
+// Merges partial `item` of a level into the running residual and mass sums.
 fn merge_part(level: u32, item: u32, g: u32, r: ptr<function, Acc>, m: ptr<function, Acc>) {
-    merge_into(load_part(level, item, g), r, m);
+    let base = part_base(level, item, g);
+    *r = acc_merge(*r, Acc(parts[base], parts[base + 1u]));
+    *m = acc_merge(*m, Acc(parts[base + 2u], parts[base + 3u]));
 }
 
 var<workgroup> red_rs: array<V, WG>;
@@ -209,28 +182,23 @@ fn update(
     var r = acc_zero();
     var m = acc_zero();
     // No early return: every invocation takes part in the chunk tree.
-    let first = p * UPDATE_ROWS;
-    if g < params.groups && first < params.n {
-        // Every row's loads are issued before the first row is used (rows
-        // past the end load the last row again and are not used), so an
-        // invocation waits for memory once, not once per row; the sums are
-        // taken in row order as before.
-        var rows: array<RowIn, UPDATE_ROWS>;
-        for (var j = 0u; j < UPDATE_ROWS; j++) {
-            rows[j] = load_row(min(first + j, params.n - 1u), g);
-        }
-        let count = min(params.n - first, UPDATE_ROWS);
+    if g < params.groups && p * UPDATE_ROWS < params.n {
+        let end = min(params.n, (p + 1u) * UPDATE_ROWS);
         var k = long_next[p];
         var next = long_row(k);
-        for (var j = 0u; j < count; j++) {
-            let row = first + j;
-            var a = rows[j];
+        for (var row = p * UPDATE_ROWS; row < end; row++) {
+            var y: V;
             if row == next {
-                a.y = long_sum(k, g);
+                y = long_sum(k, g);
                 k++;
                 next = long_row(k);
+            } else {
+                y = acc[vidx(row, g)];
             }
-            let o = update_row(row, g, a);
+            let o = update_one(row, g, y);
+            if SCALED {
+                write_x(row, g, o.v);
+            }
             r = acc_add(r, o.resid);
             m = acc_add(m, o.mass);
         }
@@ -281,20 +249,7 @@ fn finalize(
     let count = select(params.n_part0, params.n_part1, folded);
     var r = acc_zero();
     var m = acc_zero();
-    // Four partials' loads in flight at a time, merged in the same order as
-    // one at a time.
-    var q = lid;
-    for (; q + 3u * WG < count; q += 4u * WG) {
-        let a = load_part(level, q, g);
-        let b = load_part(level, q + WG, g);
-        let c = load_part(level, q + 2u * WG, g);
-        let d = load_part(level, q + 3u * WG, g);
-        merge_into(a, &r, &m);
-        merge_into(b, &r, &m);
-        merge_into(c, &r, &m);
-        merge_into(d, &r, &m);
-    }
-    for (; q < count; q += WG) {
+    for (var q = lid; q < count; q += WG) {
         merge_part(level, q, g, &r, &m);
     }
     red_put(lid, r, m);
