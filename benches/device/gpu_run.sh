@@ -17,7 +17,7 @@
 # `quick` runs steps 1 to 4 and the peers on full-size graphs (a confirming
 # run). `ab` times the defaults of this build against a baseline build,
 # .dev/trustmesh_base(.xz), on the same saved matrices in the same run, then
-# checks agreement and runs the peers. Many output files: the caller tars OUTDIR (a device run returns few
+# checks agreement and runs the peers (AB_SHORT=1: fewer repeats, no peers). Many output files: the caller tars OUTDIR (a device run returns few
 # files).
 # Every step has its own time limit, prints its exit status and goes on.
 set -u
@@ -72,7 +72,9 @@ if [ "$SCALE" = ab ]; then
     ab cnr_k32 $W/cnr.bin 32
     step 150 $BIN bench --synthetic $BIG --k 1 --device gpu --iters 5 --save-matrix $W/big.bin
     ab big_k1 $W/big.bin 1
-    ab big_k32 $W/big.bin 32
+    # AB_SHORT=1: K = 32 on the big graph once per build, last (each run
+    # takes over a minute), and no peers.
+    [ "${AB_SHORT:-0}" = 1 ] || ab big_k32 $W/big.bin 32
 fi
 if [ "$SCALE" != ab ]; then
 # 1. The big synthetic graph, K = 1 and 32, each kernel timed (--profile-kernels),
@@ -117,6 +119,14 @@ done
 step 20 python3 benches/device/compare_scores.py $W/ba_gpu.parquet $W/ba_cpu.parquet
 step 20 python3 benches/device/compare_scores.py $W/sets_gpu.parquet $W/sets_cpu.parquet
 step 30 python3 benches/device/compare_scores.py $W/cnr_gpu.parquet $W/cnr_cpu.parquet
+if [ "$SCALE" = ab ] && [ "${AB_SHORT:-0}" = 1 ]; then
+    for b in $BIN $BASE; do
+        step 120 $b bench --graph $W/big.bin --k 32 --device gpu --iters 40 $BW --profile-kernels \
+            --json "$OUT/ab_big_k32_$(basename $b).json"
+    done
+    log done
+    exit 0
+fi
 if [ "$SCALE" = quick ] || [ "$SCALE" = ab ]; then
     step 60 python3 -u benches/peers/gpu_peers.py --matrix $W/cnr.bin --k 32 --json "$OUT/peers_cnr.json"
     if [ "$SCALE" = ab ]; then
