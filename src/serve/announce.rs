@@ -3,11 +3,12 @@
 //!
 //! | field          | bytes    | what                                        |
 //! |----------------|----------|---------------------------------------------|
-//! | magic          | 8        | `TMANN\0\0\x01` (format version 1)          |
+//! | magic          | 8        | `TMANN\0\0\x02` (format version 2)          |
 //! | network        | 1 + n    | length, then 1–64 bytes of `[A-Za-z0-9._-]` |
 //! | publisher      | 32       | the snapshot publisher's ed25519 key        |
 //! | epoch          | 8        | the snapshot's epoch                        |
 //! | header hash    | 32       | SHA-256 of its `header.bin`                 |
+//! | mechanism      | 1 (+ 32) | 0: none; 1, then SHA-256 of `mechanism.json` |
 //! | publisher sig  | 64       | the publisher's signature of the claim      |
 //! | node           | 32       | the announcing node's ed25519 key           |
 //! | http           | 1 + n    | length, then the node's HTTP `IP:PORT`      |
@@ -15,14 +16,16 @@
 //!
 //! Two signatures, because chitchat authenticates nothing:
 //!
-//! - the **claim** (network, publisher, epoch, header hash) is signed by the
-//!   publisher, over `trustmesh-announce-claim-v1\0` followed by its bytes
-//!   as above. Any node may relay it, but none can invent or alter it; two
-//!   claims of one publisher for one epoch with different header hashes are
-//!   signed evidence of equivocation;
+//! - the **claim** (network, publisher, epoch, header hash, mechanism) is
+//!   signed by the publisher, over `trustmesh-announce-claim-v2\0` followed
+//!   by its bytes as above. Any node may relay it, but none can invent or
+//!   alter it; two claims of one publisher for one epoch with different
+//!   header hashes are signed evidence of equivocation. The mechanism field
+//!   commits to the mechanism posted beside the snapshot (or to none), so a
+//!   peer can neither strip it (answer 404) nor add one;
 //! - the whole announcement is signed by the **node** that says it holds
 //!   the snapshot and serves it at `http`, over
-//!   `trustmesh-announce-node-v1\0` followed by the bytes before the node
+//!   `trustmesh-announce-node-v2\0` followed by the bytes before the node
 //!   signature. A peer cannot put its address under another node's name.
 //!
 //! Signatures are checked with `verify_strict` (no small-order keys, no
@@ -39,18 +42,18 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use crate::snapshot::merkle::Hash;
 
 /// The first bytes of every announcement.
-pub const MAGIC: [u8; 8] = *b"TMANN\x00\x00\x01";
+pub const MAGIC: [u8; 8] = *b"TMANN\x00\x00\x02";
 /// What the publisher's signature signs before the claim's bytes.
-pub const CLAIM_DOMAIN: &[u8] = b"trustmesh-announce-claim-v1\x00";
+pub const CLAIM_DOMAIN: &[u8] = b"trustmesh-announce-claim-v2\x00";
 /// What the node's signature signs before the announcement's bytes.
-pub const NODE_DOMAIN: &[u8] = b"trustmesh-announce-node-v1\x00";
+pub const NODE_DOMAIN: &[u8] = b"trustmesh-announce-node-v2\x00";
 /// The longest network id.
 pub const MAX_NETWORK_BYTES: usize = 64;
 /// The longest HTTP address (`[IPv6%scope]:port` fits).
 pub const MAX_ADDR_BYTES: usize = 64;
 /// The largest announcement.
 pub const MAX_BYTES: usize =
-    8 + 1 + MAX_NETWORK_BYTES + 32 + 8 + 32 + 64 + 32 + 1 + MAX_ADDR_BYTES + 64;
+    8 + 1 + MAX_NETWORK_BYTES + 32 + 8 + 32 + 33 + 64 + 32 + 1 + MAX_ADDR_BYTES + 64;
 
 /// Why an announcement was refused. [`AnnounceError::reason`] is the label
 /// `/metrics` counts it under.
@@ -85,13 +88,15 @@ impl AnnounceError {
 type Result<T, E = AnnounceError> = std::result::Result<T, E>;
 
 /// What a publisher states: its snapshot of `network` at `epoch` has the
-/// header hash `header_hash`.
+/// header hash `header_hash`, and beside it the mechanism file with SHA-256
+/// `mechanism` (None: no mechanism).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Claim {
     pub network: String,
     pub publisher: [u8; 32],
     pub epoch: u64,
     pub header_hash: Hash,
+    pub mechanism: Option<Hash>,
 }
 
 impl Claim {
@@ -102,6 +107,13 @@ impl Claim {
         out.extend_from_slice(&self.publisher);
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&self.header_hash);
+        match &self.mechanism {
+            None => out.push(0),
+            Some(h) => {
+                out.push(1);
+                out.extend_from_slice(h);
+            }
+        }
     }
 
     fn message(&self) -> Vec<u8> {
@@ -206,7 +218,7 @@ impl Announcement {
         if r.take(8, "the magic bytes")? != MAGIC {
             return Err(AnnounceError::Malformed {
                 at: 0,
-                why: "not a trustmesh announcement of format version 1".into(),
+                why: "not a trustmesh announcement of format version 2".into(),
             });
         }
         let at = r.pos;
@@ -215,6 +227,17 @@ impl Announcement {
         let publisher = r.array::<32>("the publisher key")?;
         let epoch = u64::from_be_bytes(r.array::<8>("the epoch")?);
         let header_hash = r.array::<32>("the header hash")?;
+        let at = r.pos;
+        let mechanism = match r.array::<1>("the mechanism flag")?[0] {
+            0 => None,
+            1 => Some(r.array::<32>("the mechanism hash")?),
+            f => {
+                return Err(AnnounceError::Malformed {
+                    at,
+                    why: format!("mechanism flag {f}: expected 0 or 1"),
+                })
+            }
+        };
         let publisher_sig = r.array::<64>("the publisher's signature")?;
         let node = r.array::<32>("the node key")?;
         let at = r.pos;
@@ -242,6 +265,7 @@ impl Announcement {
                 publisher,
                 epoch,
                 header_hash,
+                mechanism,
             },
             publisher_sig,
             node,
@@ -361,12 +385,17 @@ mod tests {
     }
 
     fn sample() -> (Announcement, Vec<u8>) {
+        sample_with(Some([0xcd; 32]))
+    }
+
+    fn sample_with(mechanism: Option<Hash>) -> (Announcement, Vec<u8>) {
         let publisher = key(1);
         let claim = Claim {
             network: "testnet".into(),
             publisher: publisher.verifying_key().to_bytes(),
             epoch: 7,
             header_hash: [0xab; 32],
+            mechanism,
         };
         let sig = claim.sign(&publisher).unwrap();
         let a = Announcement::new(claim, sig, &key(2), "127.0.0.1:7700".parse().unwrap()).unwrap();
@@ -376,6 +405,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_text() {
+        let (none, bytes) = sample_with(None);
+        assert_eq!(Announcement::open(&bytes).unwrap(), none);
         let (a, bytes) = sample();
         assert_eq!(Announcement::open(&bytes).unwrap(), a);
         assert_eq!(Announcement::open_text(&a.to_text().unwrap()).unwrap(), a);
@@ -392,11 +423,41 @@ mod tests {
 
     #[test]
     fn every_truncation_fails() {
-        let (_, bytes) = sample();
-        for n in 0..bytes.len() {
-            let e = Announcement::open(&bytes[..n]).unwrap_err();
-            assert_eq!(e.reason(), "malformed_announcement", "{n}: {e}");
+        for m in [None, Some([0xcd; 32])] {
+            let (_, bytes) = sample_with(m);
+            for n in 0..bytes.len() {
+                let e = Announcement::open(&bytes[..n]).unwrap_err();
+                assert_eq!(e.reason(), "malformed_announcement", "{n}: {e}");
+            }
         }
+    }
+
+    /// A relay cannot strip the mechanism from a claim, swap it, or add one:
+    /// the publisher signed it. A flag other than 0 or 1 is malformed.
+    #[test]
+    fn the_mechanism_is_part_of_the_signed_claim() {
+        let (a, bytes) = sample();
+        for m in [None, Some([0xce; 32])] {
+            let mut b = a.clone();
+            b.claim.mechanism = m;
+            assert_eq!(
+                Announcement::new(b.claim, a.publisher_sig, &key(2), a.http),
+                Err(AnnounceError::BadPublisherSignature)
+            );
+        }
+        let (none, _) = sample_with(None);
+        let mut added = none.clone();
+        added.claim.mechanism = Some([0xcd; 32]);
+        assert_eq!(
+            Announcement::new(added.claim, none.publisher_sig, &key(2), none.http),
+            Err(AnnounceError::BadPublisherSignature)
+        );
+        let flag_at = 8 + 1 + "testnet".len() + 32 + 8 + 32;
+        assert_eq!(bytes[flag_at], 1);
+        let mut raw = bytes.clone();
+        raw[flag_at] = 2;
+        let e = Announcement::decode(&raw).unwrap_err();
+        assert!(e.to_string().contains("mechanism flag 2"), "{e}");
     }
 
     #[test]
@@ -425,12 +486,14 @@ mod tests {
 
     #[test]
     fn every_flipped_bit_fails() {
-        let (_, bytes) = sample();
-        for at in 0..bytes.len() {
-            for bit in 0..8 {
-                let mut b = bytes.clone();
-                b[at] ^= 1 << bit;
-                assert!(Announcement::open(&b).is_err(), "byte {at} bit {bit}");
+        for m in [None, Some([0xcd; 32])] {
+            let (_, bytes) = sample_with(m);
+            for at in 0..bytes.len() {
+                for bit in 0..8 {
+                    let mut b = bytes.clone();
+                    b[at] ^= 1 << bit;
+                    assert!(Announcement::open(&b).is_err(), "byte {at} bit {bit}");
+                }
             }
         }
     }

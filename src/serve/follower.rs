@@ -25,9 +25,10 @@
 //! `rollback`, `expired`, `from_the_future`, `broken_chain`, `body_hash`,
 //! `merkle_root`, `bad_signature`, `untrusted_publisher`,
 //! `malformed_snapshot`, `header_mismatch` (a valid header that is not
-//! the one announced) or `bad_mechanism` (a mechanism beside the snapshot
-//! without the publisher's signature for it; a peer with no mechanism
-//! answers 404 and the snapshot is held without one). A peer that served a refused snapshot is not asked
+//! the one announced) or `bad_mechanism` (the publisher's claim names a
+//! mechanism, by its SHA-256, and the peer answers 404, serves other bytes,
+//! or a signature that does not verify; a claim that names none makes the
+//! follower fetch none). A peer that served a refused snapshot is not asked
 //! for that claim again; a peer that could not be reached (`fetch_errors`)
 //! is retried on the next round.
 //!
@@ -386,26 +387,38 @@ fn snapshot_reason(e: &SnapshotError) -> &'static str {
     }
 }
 
-/// The mechanism posted beside the snapshot `b`, when the peer has one
-/// (None when it answers 404): the file and the publisher's signature of it
-/// for this very snapshot. A signature that does not verify means the peer
-/// tampered with it, and the whole fetch is refused (another peer's copy is
-/// tried, as for a bad body).
+/// The mechanism posted beside the snapshot `b`, when the publisher's claim
+/// names one (`expected`, its SHA-256; nothing is fetched otherwise): the
+/// file and the publisher's signature of it for this very snapshot. A peer
+/// that answers 404 for it, serves other bytes or a signature that does not
+/// verify gets the whole fetch refused (another peer's copy is tried, as for
+/// a bad body): the claim is signed, so a missing mechanism is a stripped
+/// one.
 async fn fetch_mechanism(
     shared: &Shared,
     file_url: &str,
     sig_url: &str,
     b: Binding<'_>,
+    expected: Option<Hash>,
 ) -> Result<Option<(bytes::Bytes, bytes::Bytes)>, Failure> {
+    let Some(expected) = expected else {
+        return Ok(None);
+    };
     let transient = |e: ServeError| Failure::Transient(e.to_string());
+    let bad = |why: &str| Failure::Rejected("bad_mechanism", format!("mechanism: {why}"));
     let fetcher = &shared.fetcher;
     let Some(file) = fetcher
         .get_if_present(file_url, MAX_MECHANISM_BYTES)
         .await
         .map_err(transient)?
     else {
-        return Ok(None);
+        return Err(bad(
+            "the publisher's claim names one, the peer answered 404",
+        ));
     };
+    if mechanism::digest(&file) != expected {
+        return Err(bad("not the file the publisher's claim names"));
+    }
     let sig = fetcher
         .get_if_present(sig_url, 64)
         .await
@@ -512,7 +525,14 @@ async fn fetch_and_accept(shared: &Shared, a: &Announcement) -> Result<(), Failu
         epoch,
         header_hash: &a.claim.header_hash,
     };
-    let mechanism = match fetch_mechanism(shared, &url("mechanism"), &url("mechanism.sig"), b).await
+    let mechanism = match fetch_mechanism(
+        shared,
+        &url("mechanism"),
+        &url("mechanism.sig"),
+        b,
+        a.claim.mechanism,
+    )
+    .await
     {
         Ok(m) => m,
         Err(f) => {

@@ -126,6 +126,23 @@ fn message(b: Binding<'_>, file: &[u8]) -> Vec<u8> {
     m
 }
 
+/// SHA-256 of a mechanism file: what the publisher's claim commits to
+/// (src/serve/announce.rs), so a peer can neither strip nor add one.
+pub fn digest(file: &[u8]) -> Hash {
+    Sha256::digest(file).into()
+}
+
+/// [`digest`] of the mechanism in snapshot directory `dir`; None when the
+/// snapshot has none.
+pub fn digest_in(dir: &Path) -> Result<Option<Hash>> {
+    let p = dir.join(MECHANISM_FILE);
+    match std::fs::read(&p) {
+        Ok(bytes) => Ok(Some(digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ServeError::io(&p)(e)),
+    }
+}
+
 /// The publisher's signature of `file` for the snapshot `b`.
 pub fn sign(key: &SigningKey, b: Binding<'_>, file: &[u8]) -> [u8; 64] {
     key.sign(&message(b, file)).to_bytes()

@@ -169,6 +169,7 @@ mod tests {
             publisher: snap.header.publisher,
             epoch: snap.header.epoch,
             header_hash: header_hash(&snap.header_bin),
+            mechanism: None,
         };
         let sig = claim.sign(&key()).unwrap();
         let announcement =

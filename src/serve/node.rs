@@ -24,6 +24,7 @@ use ed25519_dalek::SigningKey;
 use super::announce::{check_network, Announcement, Claim};
 use super::fetch::Fetcher;
 use super::gossip::{Gossip, GossipConfig, ANNOUNCE_PREFIX, LEAVING_KEY};
+use super::mechanism;
 use super::metrics::{Held, Metrics};
 use super::mqtt::Mqtt;
 use super::state::{self, PublisherState};
@@ -181,6 +182,9 @@ impl Shared {
             publisher,
             epoch,
             header_hash: hash,
+            // The mechanism staged beside the snapshot: the one the
+            // publisher's claim commits to, or the signature fails below.
+            mechanism: mechanism::digest_in(staging)?,
         };
         let announcement = Announcement::new(claim, publisher_sig, &self.key, self.http)?;
         let dir = self.store.commit(staging, &publisher, epoch)?;
@@ -475,6 +479,7 @@ fn resume(shared: &Shared, publisher: &[u8; 32]) -> Result<Option<HeldSnapshot>>
         publisher: *publisher,
         epoch: header.epoch,
         header_hash: hash,
+        mechanism: mechanism::digest_in(&dir)?,
     };
     let announcement = Announcement::new(claim, sig, &shared.key, shared.http)?;
     Ok(Some(HeldSnapshot {

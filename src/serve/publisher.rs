@@ -195,6 +195,7 @@ fn publish_once(
     let hpath = staging.join(HEADER_FILE);
     let header_bin = std::fs::read(&hpath).map_err(ServeError::io(&hpath))?;
     let hash = header_hash(&header_bin);
+    let mut mechanism_digest = None;
     if let Some(m) = &cfg.mechanism {
         // A mechanism that cannot be solved (an agent without a score, say)
         // fails this publish: posting the scores without the mechanism the
@@ -210,6 +211,7 @@ fn publish_once(
             let _ = std::fs::remove_dir_all(&staging);
         })?;
         let sig = mechanism::sign(&shared.key, b, &file);
+        mechanism_digest = Some(mechanism::digest(&file));
         for (name, bytes) in [(MECHANISM_FILE, &file[..]), (MECHANISM_SIG_FILE, &sig[..])] {
             let p = staging.join(name);
             std::fs::write(&p, bytes).map_err(ServeError::io(&p))?;
@@ -222,6 +224,7 @@ fn publish_once(
         publisher: me,
         epoch,
         header_hash: hash,
+        mechanism: mechanism_digest,
     };
     let sig = claim.sign(&shared.key)?;
     let spath = staging.join(CLAIM_SIG_FILE);

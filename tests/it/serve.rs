@@ -804,6 +804,7 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
             publisher: chain.publisher,
             epoch: *epoch,
             header_hash: trustmesh::snapshot::header_hash(header),
+            mechanism: None,
         }
     };
     let announce = |claim: Claim, http: SocketAddr| {
@@ -840,6 +841,7 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
         m.extend_from_slice(&chain.publisher);
         m.extend_from_slice(&1u64.to_be_bytes());
         m.extend_from_slice(&forged.claim.header_hash);
+        m.push(0); // no mechanism
         rogue_key.sign(&m).to_bytes()
     };
     let forged = Announcement::new(
@@ -853,7 +855,9 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
     // over a claim whose publisher signature is the rogue's.
     {
         let mut raw = hex::decode(&good).unwrap();
-        let sig_at = 8 + 1 + 7 + 32 + 8 + 32;
+        // After magic, network, publisher, epoch, header hash and the
+        // mechanism flag (0: none).
+        let sig_at = 8 + 1 + 7 + 32 + 8 + 32 + 1;
         let claim = claim_of(0);
         let mut m = trustmesh::serve::announce::CLAIM_DOMAIN.to_vec();
         m.push(7);
@@ -861,6 +865,7 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
         m.extend_from_slice(&chain.publisher);
         m.extend_from_slice(&claim.epoch.to_be_bytes());
         m.extend_from_slice(&claim.header_hash);
+        m.push(0);
         use ed25519_dalek::Signer;
         raw[sig_at..sig_at + 64].copy_from_slice(&rogue_key.sign(&m).to_bytes());
         let n = raw.len();
@@ -908,10 +913,11 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
     set(&announce(claim_of(1), bad_http));
     wait_reason("rollback", 1.0);
     assert_eq!(epoch_of(f), Some(1));
-    // Epoch 2 with a mechanism beside it: a peer whose copy of the
-    // mechanism is not signed by the publisher (signed by the rogue, or
-    // altered after signing) is refused as a whole; the publisher's own
-    // signature on the honest peer is accepted and served on.
+    // Epoch 2 with a mechanism beside it, which the publisher's claim
+    // names by its SHA-256: a peer whose copy of the mechanism is not
+    // signed by the publisher (signed by the rogue), altered after signing,
+    // or missing (a peer stripping it answers 404) is refused as a whole;
+    // the publisher's own file on the honest peer is accepted and served on.
     let binding_hash = trustmesh::snapshot::header_hash(&chain.snaps[1].1);
     let binding = trustmesh::serve::mechanism::Binding {
         network: "testnet",
@@ -927,12 +933,17 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
     let good_sig = trustmesh::serve::mechanism::sign(&chain.key, binding, &mech);
     let mut altered = mech.clone();
     *altered.iter_mut().rev().nth(3).unwrap() = b'9';
-    for (i, (file, sig)) in [
-        (
+    let claim2 = Claim {
+        mechanism: Some(trustmesh::serve::mechanism::digest(&mech)),
+        ..claim_of(1)
+    };
+    for (i, copy) in [
+        Some((
             mech.clone(),
             trustmesh::serve::mechanism::sign(&rogue_key, binding, &mech),
-        ),
-        (altered, good_sig),
+        )),
+        Some((altered, good_sig)),
+        None,
     ]
     .into_iter()
     .enumerate()
@@ -943,11 +954,13 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
             let mut m = files.lock().unwrap();
             m.insert((*epoch, "header".into()), header.clone());
             m.insert((*epoch, "body".into()), body.clone());
-            m.insert((*epoch, "mechanism".into()), file);
-            m.insert((*epoch, "mechanism.sig".into()), sig.to_vec());
+            if let Some((file, sig)) = copy {
+                m.insert((*epoch, "mechanism".into()), file);
+                m.insert((*epoch, "mechanism.sig".into()), sig.to_vec());
+            }
         }
         let http = rt.block_on(rogue_http(files));
-        set(&announce(claim_of(1), http));
+        set(&announce(claim2.clone(), http));
         wait_reason("bad_mechanism", i as f64 + 1.0);
         assert_eq!(
             epoch_of(f),
@@ -963,7 +976,7 @@ fn serve_refuses_forged_tampered_replayed_and_equivocating_peers() {
         g.insert((*epoch, "mechanism".into()), mech.clone());
         g.insert((*epoch, "mechanism.sig".into()), good_sig.to_vec());
     }
-    set(&announce(claim_of(1), good_http));
+    set(&announce(claim2.clone(), good_http));
     wait_until("epoch 2 accepted", || epoch_of(f) == Some(2));
     let (status, served) = get(f, "/mechanism/latest").unwrap();
     assert_eq!((status, served), (200, mech.clone()));
