@@ -442,3 +442,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At most MAX_HEAVY body and score requests run at once; the next one
+    /// is answered 503 with a JSON error at once, and a finished request's
+    /// permit serves the next.
+    #[test]
+    fn heavy_requests_beyond_the_cap_get_503() {
+        let cache = ProofCache::default();
+        let mut held: Vec<_> = (0..MAX_HEAVY).map(|_| cache.heavy().unwrap()).collect();
+        let refused = cache.heavy().unwrap_err();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::CONTENT_TYPE], "application/json");
+        held.pop();
+        held.push(cache.heavy().unwrap());
+        assert!(cache.heavy().is_err());
+    }
+}

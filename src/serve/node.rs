@@ -359,7 +359,7 @@ pub async fn run(
     };
 
     let app = super::http::router(shared.clone());
-    let http_server = tokio::spawn(serve_http(listener, app, stop_rx.clone()));
+    let http_server = tokio::spawn(serve_http(listener, app, stop_rx.clone(), HTTP_DRAIN));
     shutdown.await;
     // Peers hear of it while requests drain, not after.
     shared.gossip.set(LEAVING_KEY, "1").await;
@@ -388,7 +388,8 @@ pub async fn run(
 }
 
 /// Serves HTTP until `stop` turns true, then drains the connections for
-/// `HTTP_DRAIN` at most; false if some were still open then (dropped).
+/// `drain` at most ([`HTTP_DRAIN`]); false if some were still open then
+/// (dropped).
 ///
 /// A hand-written accept loop rather than `axum::serve`, which sets no
 /// timer: hyper then has no header-read timeout, and a client that opens a
@@ -397,6 +398,7 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    drain: Duration,
 ) -> bool {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
@@ -436,11 +438,9 @@ async fn serve_http(
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
-    let drained = tokio::time::timeout(HTTP_DRAIN, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await
-    .is_ok();
+    let drained = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} })
+        .await
+        .is_ok();
     conns.abort_all();
     drained
 }
@@ -488,4 +488,69 @@ fn resume(shared: &Shared, publisher: &[u8; 32]) -> Result<Option<HeldSnapshot>>
         dir,
         announcement,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server whose `/slow` answers after `slow`, stopped while a request
+    /// to it is in flight: what the client gets and whether the drain
+    /// finished within `drain`.
+    async fn stop_during_request(slow: Duration, drain: Duration) -> (bool, String, Duration) {
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let e = entered.clone();
+        let app = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let e = e.clone();
+                async move {
+                    e.notify_one();
+                    tokio::time::sleep(slow).await;
+                    "done"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(serve_http(listener, app, stop_rx, drain));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        entered.notified().await;
+        let t = std::time::Instant::now();
+        stop_tx.send(true).unwrap();
+        let drained = server.await.unwrap();
+        let waited = t.elapsed();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+        (
+            drained,
+            String::from_utf8_lossy(&answer).into_owned(),
+            waited,
+        )
+    }
+
+    /// A request in flight at shutdown is answered in full when it ends
+    /// within the drain time; one that would not is dropped at the
+    /// deadline, and shutdown does not wait longer.
+    #[tokio::test]
+    async fn shutdown_drains_requests_in_flight_up_to_the_deadline() {
+        let (drained, answer, _) =
+            stop_during_request(Duration::from_millis(100), Duration::from_secs(5)).await;
+        assert!(drained);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+
+        let (drained, answer, waited) =
+            stop_during_request(Duration::from_secs(60), Duration::from_millis(300)).await;
+        assert!(!drained);
+        assert!(answer.is_empty(), "{answer}");
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
 }
