@@ -21,8 +21,9 @@
 //! Cost per request: a body is streamed from its file in chunks (never
 //! read whole into memory); the score route reads and checks the body once
 //! per held (publisher, epoch), on first use, and keeps the decoded leaves
-//! in an `Arc` ([`ProofCache`]), so a request costs the proof's hashing
-//! only. Both are "heavy": at most [`MAX_HEAVY`] run at once, beyond that
+//! and their Merkle tree's stored subtrees in an `Arc` ([`ProofCache`]), so
+//! a request costs a binary search and O(log n) hashes (about 4 bytes per
+//! agent beside the leaf hashes). Both are "heavy": at most [`MAX_HEAVY`] run at once, beyond that
 //! the answer is 503 with a JSON error, so a flood cannot exhaust memory
 //! or the blocking pool.
 
@@ -41,7 +42,8 @@ use super::mechanism::{MECHANISM_FILE, MECHANISM_SIG_FILE};
 use super::node::{HeldSnapshot, Shared};
 use crate::snapshot::dir::BodyScores;
 use crate::snapshot::header::Header;
-use crate::snapshot::merkle::Hash;
+use crate::snapshot::merkle::MerkleTree;
+use crate::snapshot::proof::{check_leaves, prove_in};
 use crate::snapshot::{Proof, BODY_FILE, HEADER_FILE};
 
 /// The longest agent id looked up.
@@ -52,8 +54,8 @@ pub const MAX_HEAVY: usize = 32;
 const CHUNK_BYTES: usize = 64 << 10;
 
 /// A held snapshot's body, decoded and checked against its header once:
-/// the scores in leaf order and the leaf hashes.
-type ProofData = Arc<(BodyScores, Vec<Hash>)>;
+/// the scores in leaf order and their Merkle tree.
+type ProofData = Arc<(BodyScores, MerkleTree)>;
 /// One publisher's cached epoch and its leaves, built once.
 type CachedEpoch = (u64, Arc<tokio::sync::OnceCell<ProofData>>);
 
@@ -103,7 +105,9 @@ impl ProofCache {
             let (dir, header) = (held.dir.clone(), held.header.clone());
             // Reading and checking the whole body: off the async workers.
             tokio::task::spawn_blocking(move || {
-                crate::snapshot::dir::checked_body(&dir, &header).map(Arc::new)
+                let (d, leaves) = crate::snapshot::dir::checked_body(&dir, &header)?;
+                check_leaves(&header, &d.agents, &d.scores, &d.ranks, &leaves)?;
+                Ok::<_, crate::Error>(Arc::new((d, MerkleTree::new(leaves))))
             })
             .await
             .map_err(|e| e.to_string())?
@@ -336,17 +340,10 @@ async fn score(
         Ok(d) => d,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let (header_copy, a) = (held.header.clone(), agent.clone());
-    // The proof hashes O(n) leaves (root check, siblings): off the async
-    // workers too.
-    let proof = tokio::task::spawn_blocking(move || {
-        let (d, leaves) = &*data;
-        crate::snapshot::proof::prove(&header_copy, &d.agents, &d.scores, &d.ranks, leaves, &a)
-    })
-    .await;
-    let proof = match proof {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    // O(log n) hashes from the stored tree: on the async worker.
+    let (d, tree) = &*data;
+    let proof = match prove_in(&held.header, &d.agents, &d.scores, &d.ranks, tree, &agent) {
+        Ok(p) => p,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let proof_json: Value = serde_json::from_str(&proof.to_json()).unwrap_or(Value::Null);

@@ -239,6 +239,63 @@ pub fn prove<S: AsRef<str>>(
     leaf_hashes: &[Hash],
     agent: &str,
 ) -> Result<Proof> {
+    check_leaves(header, agents, scores, ranks, leaf_hashes)?;
+    build_proof(
+        header,
+        agents,
+        scores,
+        ranks,
+        leaf_hashes,
+        agent,
+        |i| merkle::inclusion_proof(leaf_hashes, i),
+        |missing| {
+            merkle::absence_proof(
+                &header.network,
+                header.epoch,
+                agents,
+                scores,
+                leaf_hashes,
+                missing,
+            )
+        },
+    )
+}
+
+/// [`prove`] from a [`merkle::MerkleTree`] of the leaves, in O(log n)
+/// hashes: for a node that answers many proofs from one snapshot. The
+/// leaves must have passed [`check_leaves`] once.
+pub fn prove_in<S: AsRef<str>>(
+    header: &Header,
+    agents: &[S],
+    scores: &[f64],
+    ranks: &[u64],
+    tree: &merkle::MerkleTree,
+    agent: &str,
+) -> Result<Proof> {
+    build_proof(
+        header,
+        agents,
+        scores,
+        ranks,
+        tree.leaves(),
+        agent,
+        |i| tree.inclusion_proof(i),
+        |missing| {
+            merkle::absence_proof_in(&header.network, header.epoch, agents, scores, tree, missing)
+        },
+    )
+}
+
+/// What [`prove`] checks of a snapshot's leaves before proving anything
+/// (O(n)): as many as the header's agent count, agents strictly increasing,
+/// the header's Merkle root.
+pub fn check_leaves<S: AsRef<str>>(
+    header: &Header,
+    agents: &[S],
+    scores: &[f64],
+    ranks: &[u64],
+    leaf_hashes: &[Hash],
+) -> Result<()> {
     for len in [agents.len(), scores.len(), ranks.len(), leaf_hashes.len()] {
         if len as u64 != header.agent_count {
             return Err(SnapshotError::AgentCountMismatch {
@@ -255,6 +312,22 @@ pub fn prove<S: AsRef<str>>(
             found: root,
         });
     }
+    Ok(())
+}
+
+/// The proof for `agent` from checked leaves, given how to make an
+/// inclusion path and an absence proof.
+#[allow(clippy::too_many_arguments)]
+fn build_proof<S: AsRef<str>>(
+    header: &Header,
+    agents: &[S],
+    scores: &[f64],
+    ranks: &[u64],
+    leaf_hashes: &[Hash],
+    agent: &str,
+    path: impl Fn(usize) -> std::result::Result<Vec<Hash>, merkle::MerkleError>,
+    absence: impl Fn(&str) -> std::result::Result<merkle::AbsenceProof, merkle::MerkleError>,
+) -> Result<Proof> {
     let (network, epoch) = (header.network.as_str(), header.epoch);
     match agents.binary_search_by(|a| a.as_ref().cmp(agent)) {
         Ok(i) => {
@@ -278,11 +351,11 @@ pub fn prove<S: AsRef<str>>(
                 rank: ranks[i],
                 index: i as u64,
                 tree_size: header.agent_count,
-                path: merkle::inclusion_proof(leaf_hashes, i)?,
+                path: path(i)?,
             }))
         }
         Err(_) => {
-            let p = merkle::absence_proof(network, epoch, agents, scores, leaf_hashes, agent)?;
+            let p = absence(agent)?;
             let side = |n: merkle::Neighbour| NeighbourJson {
                 index: n.index,
                 agent: n.agent,

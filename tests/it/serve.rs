@@ -422,6 +422,16 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     assert_eq!(absent["proof"]["format"], "trustmesh-absence-v1");
     let (_, header) = get(f0, "/snapshot/3/header").unwrap();
     assert!(header.starts_with(b"TMSNAP"));
+    // The absence proof (from the node's stored tree) checks offline too.
+    std::fs::write(d.join("h3.bin"), &header).unwrap();
+    std::fs::write(d.join("a.json"), absent["proof"].to_string()).unwrap();
+    Trustmesh::new()
+        .args(["snapshot", "verify-proof", "--header"])
+        .arg(d.join("h3.bin"))
+        .arg("--proof")
+        .arg(d.join("a.json"))
+        .args(["--publisher", &pkey])
+        .ok();
 
     // A clean shutdown exits 0 and says so.
     let status = followers[0].terminate();
