@@ -342,16 +342,19 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     assert!(score["score"].as_f64().unwrap() > 0.0);
     assert_eq!(score["proof"]["format"], "trustmesh-proof-v1");
     // The proof checks against the header served beside it, offline.
+    let verify_offline = |header: &[u8], proof: &serde_json::Value| {
+        std::fs::write(d.join("h.bin"), header).unwrap();
+        std::fs::write(d.join("p.json"), proof.to_string()).unwrap();
+        Trustmesh::new()
+            .args(["snapshot", "verify-proof", "--header"])
+            .arg(d.join("h.bin"))
+            .arg("--proof")
+            .arg(d.join("p.json"))
+            .args(["--publisher", &pkey])
+            .ok();
+    };
     let (_, header_bin) = get(followers[0].http, "/snapshot/2/header").unwrap();
-    std::fs::write(d.join("h2.bin"), header_bin).unwrap();
-    std::fs::write(d.join("p.json"), score["proof"].to_string()).unwrap();
-    Trustmesh::new()
-        .args(["snapshot", "verify-proof", "--header"])
-        .arg(d.join("h2.bin"))
-        .arg("--proof")
-        .arg(d.join("p.json"))
-        .args(["--publisher", &pkey])
-        .ok();
+    verify_offline(&header_bin, &score["proof"]);
 
     // A follower killed (no clean shutdown) while epoch 3 is published.
     followers[3].kill();
@@ -423,15 +426,7 @@ fn serve_cluster_converges_and_a_restarted_follower_catches_up() {
     let (_, header) = get(f0, "/snapshot/3/header").unwrap();
     assert!(header.starts_with(b"TMSNAP"));
     // The absence proof (from the node's stored tree) checks offline too.
-    std::fs::write(d.join("h3.bin"), &header).unwrap();
-    std::fs::write(d.join("a.json"), absent["proof"].to_string()).unwrap();
-    Trustmesh::new()
-        .args(["snapshot", "verify-proof", "--header"])
-        .arg(d.join("h3.bin"))
-        .arg("--proof")
-        .arg(d.join("a.json"))
-        .args(["--publisher", &pkey])
-        .ok();
+    verify_offline(&header, &absent["proof"]);
 
     // A clean shutdown exits 0 and says so.
     let status = followers[0].terminate();
