@@ -168,6 +168,11 @@ fn chunk_tree(lid: u32, r: Acc, m: Acc) {
     workgroupBarrier();
 }
 
+// Writes what red[lid] holds as partial `item` of a level.
+fn write_red(level: u32, item: u32, g: u32, lid: u32) {
+    write_part(level, item, g, Acc(red_rs[lid], red_rc[lid]), Acc(red_ms[lid], red_mc[lid]));
+}
+
 // Invocation (p, g) updates rows UPDATE_ROWS·p .. UPDATE_ROWS·p + UPDATE_ROWS;
 // each run of TREE invocations of a group writes update partial p / TREE.
 @compute @workgroup_size(256)
@@ -204,9 +209,8 @@ fn update(
         }
     }
     chunk_tree(lid, r, m);
-    let q = p / TREE;
-    if p % TREE == 0u && g < params.groups && q < params.n_part0 {
-        write_part(0u, q, g, Acc(red_rs[lid], red_rc[lid]), Acc(red_ms[lid], red_mc[lid]));
+    if p % TREE == 0u && g < params.groups && p / TREE < params.n_part0 {
+        write_red(0u, p / TREE, g, lid);
     }
 }
 
@@ -228,9 +232,8 @@ fn fold(
         merge_part(0u, q, g, &r, &m);
     }
     chunk_tree(lid, r, m);
-    let o = q / TREE;
-    if q % TREE == 0u && g < params.groups && o < params.n_part1 {
-        write_part(1u, o, g, Acc(red_rs[lid], red_rc[lid]), Acc(red_ms[lid], red_mc[lid]));
+    if q % TREE == 0u && g < params.groups && q / TREE < params.n_part1 {
+        write_red(1u, q / TREE, g, lid);
     }
 }
 
