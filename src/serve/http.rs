@@ -106,8 +106,11 @@ impl ProofCache {
             // Reading and checking the whole body: off the async workers.
             tokio::task::spawn_blocking(move || {
                 let (d, leaves) = crate::snapshot::dir::checked_body(&dir, &header)?;
-                check_leaves(&header, &d.agents, &d.scores, &d.ranks, &leaves)?;
-                Ok::<_, crate::Error>(Arc::new((d, MerkleTree::new(leaves))))
+                let tree = MerkleTree::new(leaves);
+                // The tree's root from its stored subtrees: O(log n).
+                let (n, root) = (tree.leaves().len(), tree.root());
+                check_leaves(&header, &d.agents, &d.scores, &d.ranks, n, root)?;
+                Ok::<_, crate::Error>(Arc::new((d, tree)))
             })
             .await
             .map_err(|e| e.to_string())?

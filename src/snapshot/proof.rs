@@ -239,7 +239,14 @@ pub fn prove<S: AsRef<str>>(
     leaf_hashes: &[Hash],
     agent: &str,
 ) -> Result<Proof> {
-    check_leaves(header, agents, scores, ranks, leaf_hashes)?;
+    check_leaves(
+        header,
+        agents,
+        scores,
+        ranks,
+        leaf_hashes.len(),
+        merkle::root(leaf_hashes),
+    )?;
     build_proof(
         header,
         agents,
@@ -287,16 +294,18 @@ pub fn prove_in<S: AsRef<str>>(
 }
 
 /// What [`prove`] checks of a snapshot's leaves before proving anything
-/// (O(n)): as many as the header's agent count, agents strictly increasing,
-/// the header's Merkle root.
+/// (O(n) comparisons): as many as the header's agent count, agents strictly
+/// increasing, and `root`, their tree's hash (however the caller computed
+/// it), the header's Merkle root.
 pub fn check_leaves<S: AsRef<str>>(
     header: &Header,
     agents: &[S],
     scores: &[f64],
     ranks: &[u64],
-    leaf_hashes: &[Hash],
+    leaf_count: usize,
+    root: Hash,
 ) -> Result<()> {
-    for len in [agents.len(), scores.len(), ranks.len(), leaf_hashes.len()] {
+    for len in [agents.len(), scores.len(), ranks.len(), leaf_count] {
         if len as u64 != header.agent_count {
             return Err(SnapshotError::AgentCountMismatch {
                 expected: header.agent_count,
@@ -305,7 +314,6 @@ pub fn check_leaves<S: AsRef<str>>(
         }
     }
     check_sorted(agents)?;
-    let root = merkle::root(leaf_hashes);
     if root != header.merkle_root {
         return Err(SnapshotError::MerkleRootMismatch {
             expected: header.merkle_root,
