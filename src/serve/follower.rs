@@ -424,8 +424,7 @@ async fn fetch_mechanism(
         .await
         .map_err(transient)?
         .unwrap_or_default();
-    mechanism::verify(b, &file, &sig)
-        .map_err(|why| Failure::Rejected("bad_mechanism", format!("mechanism: {why}")))?;
+    mechanism::verify(b, &file, &sig).map_err(|why| bad(&why))?;
     Ok(Some((file, sig)))
 }
 

@@ -177,15 +177,7 @@ impl Shared {
             }
         }
         let hash = header_hash(header_bin);
-        let claim = Claim {
-            network: header.network.clone(),
-            publisher,
-            epoch,
-            header_hash: hash,
-            // The mechanism staged beside the snapshot: the one the
-            // publisher's claim commits to, or the signature fails below.
-            mechanism: mechanism::digest_in(staging)?,
-        };
+        let claim = stored_claim(&header, hash, staging)?;
         let announcement = Announcement::new(claim, publisher_sig, &self.key, self.http)?;
         let dir = self.store.commit(staging, &publisher, epoch)?;
         state::save(
@@ -445,6 +437,20 @@ async fn serve_http(
     drained
 }
 
+/// The claim of the snapshot in `dir` (staged or committed), whose header
+/// is `header` with hash `hash`: the mechanism beside it is the one the
+/// publisher's claim commits to, so a claim signature that does not verify
+/// against it means the stored files are not what the publisher signed.
+fn stored_claim(header: &Header, hash: Hash, dir: &Path) -> Result<Claim> {
+    Ok(Claim {
+        network: header.network.clone(),
+        publisher: header.publisher,
+        epoch: header.epoch,
+        header_hash: hash,
+        mechanism: mechanism::digest_in(dir)?,
+    })
+}
+
 /// The snapshot a publisher's persisted state names, read back (header
 /// opened with its signature checked).
 fn resume(shared: &Shared, publisher: &[u8; 32]) -> Result<Option<HeldSnapshot>> {
@@ -474,13 +480,7 @@ fn resume(shared: &Shared, publisher: &[u8; 32]) -> Result<Option<HeldSnapshot>>
             path: sig_path.clone(),
             why: "not a 64-byte signature".into(),
         })?;
-    let claim = Claim {
-        network: header.network.clone(),
-        publisher: *publisher,
-        epoch: header.epoch,
-        header_hash: hash,
-        mechanism: mechanism::digest_in(&dir)?,
-    };
+    let claim = stored_claim(&header, hash, &dir)?;
     let announcement = Announcement::new(claim, sig, &shared.key, shared.http)?;
     Ok(Some(HeldSnapshot {
         header,
