@@ -8,6 +8,8 @@
 //! their numbering. Plain bytewise order would interleave 1, 10, 100, … and
 //! turn the iteration's gathers into cache misses (2.1× slower on cnr-2000).
 
+use crate::error::{Error, Result};
+
 /// Hash map keyed by names: foldhash, whose low bits stay well mixed for
 /// short, similar strings (Fx hashing left them nearly constant).
 pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
@@ -21,14 +23,108 @@ pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// 5.2M agents of a 100M-row log); this takes ~20 plus the names' bytes.
 #[derive(Clone, Default)]
 pub struct AgentIndex {
-    /// Every name, concatenated in id order.
-    text: String,
-    /// End of each name in `text`; name `i` starts where name `i - 1` ends.
-    ends: Vec<usize>,
+    names: Arena,
     /// Ids, hashed by their names with [`NAME_HASH`]: ids are looked up once
     /// per log row, and SipHash's DoS resistance buys nothing for ids we
     /// only index.
     ids: hashbrown::HashTable<u32>,
+}
+
+/// Names stored once, concatenated in the order they were added.
+#[derive(Clone, Default, PartialEq)]
+struct Arena {
+    text: String,
+    /// End of each name in `text`; name `i` starts where name `i - 1` ends.
+    ends: Vec<usize>,
+}
+
+impl Arena {
+    fn with_capacity(names: usize, bytes: usize) -> Self {
+        Arena {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(names),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, id: u32) -> &str {
+        let i = id as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+}
+
+/// Distinct names numbered in order of first appearance: the ingest's
+/// numbering of each row group and file before canonical ids exist. Each
+/// name's hash is kept beside it, so growing the table, merging another
+/// interner into this one and building the [`AgentIndex`] never hash or
+/// reread a name again, and names are not allocated one by one.
+#[derive(Default)]
+pub(crate) struct Interner {
+    names: Arena,
+    /// `hashes[id]`: [`hash_name`] of name `id`.
+    hashes: Vec<u64>,
+    ids: hashbrown::HashTable<u32>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("names", &self.len())
+            .finish()
+    }
+}
+
+impl Interner {
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The id of `name`, numbering it if it is new.
+    pub fn id(&mut self, name: &str) -> Result<u32> {
+        self.id_hashed(name, hash_name(name))
+    }
+
+    /// [`Interner::id`] with the name's hash already known.
+    fn id_hashed(&mut self, name: &str, hash: u64) -> Result<u32> {
+        let Interner { names, hashes, ids } = self;
+        let entry = ids.entry(hash, |&k| names.get(k) == name, |&k| hashes[k as usize]);
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => Ok(*e.get()),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let id = u32::try_from(names.len())
+                    .map_err(|_| Error::invalid("more than 2^32 distinct names in the logs"))?;
+                e.insert(id);
+                names.push(name);
+                hashes.push(hash);
+                Ok(id)
+            }
+        }
+    }
+
+    /// Numbers `other`'s names in our numbering, in its id order; returns
+    /// the map from its ids to ours.
+    pub fn absorb(&mut self, other: &Interner) -> Result<Vec<u32>> {
+        self.ids.reserve(other.len(), |&k| self.hashes[k as usize]);
+        (0..other.len() as u32)
+            .map(|k| self.id_hashed(other.names.get(k), other.hashes[k as usize]))
+            .collect()
+    }
+
+    /// The names, indexed by id.
+    pub fn into_names(self) -> Vec<String> {
+        (0..self.len() as u32)
+            .map(|k| self.names.get(k).to_owned())
+            .collect()
+    }
 }
 
 /// The hash of the table's names (fixed seed, so runs agree).
@@ -41,7 +137,7 @@ fn hash_name(name: &str) -> u64 {
 
 impl PartialEq for AgentIndex {
     fn eq(&self, o: &Self) -> bool {
-        self.text == o.text && self.ends == o.ends
+        self.names == o.names
     }
 }
 
@@ -87,55 +183,59 @@ impl AgentIndex {
         Self::from_sorted(names.iter().map(String::as_str))
     }
 
-    /// Builds the index from distinct names numbered in any order (say, first
-    /// seen) and returns it with the map from those numbers to canonical ids.
-    pub fn from_numbered(names: Vec<String>) -> (Self, Vec<u32>) {
-        let (order, remap) = numbering(&names, canonical_cmp);
-        let index = Self::from_sorted(order.iter().map(|&old| names[old as usize].as_str()));
-        (index, remap)
+    /// Builds the index from an interner's names and returns it with the map
+    /// from the interner's ids to canonical ids. The names are sorted on all
+    /// threads (they are distinct, so the order is the same on any number)
+    /// and their kept hashes fill the table.
+    pub(crate) fn from_interner(names: Interner) -> (Self, Vec<u32>) {
+        use rayon::prelude::*;
+        let Interner { names, hashes, .. } = names;
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| canonical_cmp(names.get(a), names.get(b)));
+        let mut remap = vec![0u32; order.len()];
+        let mut sorted = Arena::with_capacity(order.len(), names.text.len());
+        let mut ids = hashbrown::HashTable::with_capacity(order.len());
+        for (id, &old) in order.iter().enumerate() {
+            remap[old as usize] = id as u32;
+            sorted.push(names.get(old));
+            ids.insert_unique(hashes[old as usize], id as u32, |&k| {
+                hashes[order[k as usize] as usize]
+            });
+        }
+        (AgentIndex { names: sorted, ids }, remap)
     }
 
     /// Names distinct and in canonical order.
     fn from_sorted<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Self {
         let bytes = names.clone().map(str::len).sum();
-        let mut text = String::with_capacity(bytes);
-        let mut ends = Vec::with_capacity(names.len());
+        let mut arena = Arena::with_capacity(names.len(), bytes);
         for name in names {
-            text.push_str(name);
-            ends.push(text.len());
+            arena.push(name);
         }
-        let mut index = AgentIndex {
-            text,
-            ends,
-            ids: hashbrown::HashTable::with_capacity(0),
-        };
-        let mut ids = hashbrown::HashTable::with_capacity(index.len());
-        for id in 0..index.len() as u32 {
-            let name = index.name(id);
-            ids.insert_unique(hash_name(name), id, |&k| hash_name(index.name(k)));
+        let mut ids = hashbrown::HashTable::with_capacity(arena.len());
+        for id in 0..arena.len() as u32 {
+            let hash = hash_name(arena.get(id));
+            ids.insert_unique(hash, id, |&k| hash_name(arena.get(k)));
         }
-        index.ids = ids;
-        index
+        AgentIndex { names: arena, ids }
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.names.len() == 0
     }
 
     pub fn id(&self, name: &str) -> Option<u32> {
         self.ids
-            .find(hash_name(name), |&k| self.name(k) == name)
+            .find(hash_name(name), |&k| self.names.get(k) == name)
             .copied()
     }
 
     pub fn name(&self, id: u32) -> &str {
-        let i = id as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        self.names.get(id)
     }
 
     /// The names in id order.
@@ -150,11 +250,50 @@ mod tests {
 
     #[test]
     fn numbered_names_get_canonical_ids() {
-        let names = ["b", "10", "a", "9"].map(String::from).to_vec();
-        let (idx, remap) = AgentIndex::from_numbered(names);
+        let mut names = Interner::default();
+        for name in ["b", "10", "a", "9", "a"] {
+            names.id(name).unwrap();
+        }
+        let (idx, remap) = AgentIndex::from_interner(names);
         assert_eq!(idx.names().collect::<Vec<_>>(), ["9", "a", "b", "10"]);
         assert_eq!(remap, vec![2, 3, 1, 0]);
         assert_eq!(idx.id("10"), Some(3));
+    }
+
+    #[test]
+    fn absorbing_interners_maps_their_ids_to_ours() {
+        // Enough names that both tables grow several times (rehashing from
+        // the kept hashes).
+        let name = |i: u32| format!("agent-{}", i * 7 % 1000);
+        let (mut a, mut b) = (Interner::default(), Interner::default());
+        for i in 0..600 {
+            assert_eq!(a.id(&name(i)).unwrap(), i);
+        }
+        for i in 400..1000 {
+            b.id(&name(i)).unwrap();
+        }
+        assert_eq!(a.id(&name(5)).unwrap(), 5, "a known name keeps its id");
+        let remap = a.absorb(&b).unwrap();
+        assert_eq!(a.len(), 1000);
+        for (theirs, &ours) in remap.iter().enumerate() {
+            assert_eq!(a.names.get(ours), b.names.get(theirs as u32), "id {theirs}");
+        }
+        // b's first 200 names were a's last 200; the rest are new, in b's order.
+        assert_eq!(remap[0], 400);
+        assert_eq!(remap[200], 600);
+        let names = a.into_names();
+        let (index, to_canonical) = AgentIndex::from_interner({
+            let mut c = Interner::default();
+            for n in &names {
+                c.id(n).unwrap();
+            }
+            c
+        });
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(index.id(n), Some(to_canonical[i]));
+            assert_eq!(index.name(to_canonical[i]), n);
+        }
+        assert_eq!(index, AgentIndex::from_names(names.clone()));
     }
 
     #[test]

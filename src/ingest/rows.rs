@@ -19,46 +19,8 @@ use rustc_hash::FxHashSet;
 
 use super::DropCounts;
 use crate::error::{Error, Result};
-use crate::graph::ids::{numbering, NameMap};
+use crate::graph::ids::{numbering, Interner};
 use crate::graph::{AgentIndex, Entry};
-
-/// Names to dense ids in order of first appearance.
-#[derive(Debug, Default)]
-struct Interner {
-    ids: NameMap<Box<str>, u32>,
-}
-
-impl Interner {
-    fn id(&mut self, name: &str) -> Result<u32> {
-        if let Some(&id) = self.ids.get(name) {
-            return Ok(id);
-        }
-        let id = u32::try_from(self.ids.len())
-            .map_err(|_| Error::invalid("more than 2^32 distinct names in the logs"))?;
-        self.ids.insert(name.into(), id);
-        Ok(id)
-    }
-
-    /// Takes over `other`'s names; returns the map from its ids to ours.
-    fn absorb(&mut self, other: Interner) -> Result<Vec<u32>> {
-        let mut remap = vec![0u32; other.ids.len()];
-        for (name, theirs) in other.ids {
-            let next = u32::try_from(self.ids.len())
-                .map_err(|_| Error::invalid("more than 2^32 distinct names in the logs"))?;
-            remap[theirs as usize] = *self.ids.entry(name).or_insert(next);
-        }
-        Ok(remap)
-    }
-
-    /// The names, indexed by id.
-    fn into_names(self) -> Vec<String> {
-        let mut names = vec![String::new(); self.ids.len()];
-        for (name, id) in self.ids {
-            names[id as usize] = name.into();
-        }
-        names
-    }
-}
 
 /// Rows of every file as integers, in reading order, with first-seen ids
 /// until [`RowReader::finish`] maps them to canonical ones.
@@ -173,8 +135,8 @@ impl RowReader {
     /// Merges the names of the group whose slot starts at row `start` and
     /// maps its rows' ids to ours.
     pub fn absorb_group(&mut self, start: usize, names: GroupNames) -> Result<()> {
-        let agents = self.agents.absorb(names.agents)?;
-        let layers = self.layers.absorb(names.layers)?;
+        let agents = self.agents.absorb(&names.agents)?;
+        let layers = self.layers.absorb(&names.layers)?;
         self.latest = later(self.latest, names.latest);
         let end = start + names.len;
         let r = &mut self.rows;
@@ -189,8 +151,8 @@ impl RowReader {
 
     /// Appends `other`'s rows after ours, its ids mapped to ours.
     pub fn absorb(&mut self, other: RowReader) -> Result<()> {
-        let agents = self.agents.absorb(other.agents)?;
-        let layers = self.layers.absorb(other.layers)?;
+        let agents = self.agents.absorb(&other.agents)?;
+        let layers = self.layers.absorb(&other.layers)?;
         self.latest = later(self.latest, other.latest);
         let r = &mut self.rows;
         let o = other.rows;
@@ -219,7 +181,7 @@ impl RowReader {
             latest,
             keep_ts: _,
         } = self;
-        let (agents, remap) = AgentIndex::from_numbered(agents.into_names());
+        let (agents, remap) = AgentIndex::from_interner(agents);
         let names = layers.into_names();
         let (order, lremap) = numbering(&names, |a, b| a.cmp(b));
         let layers = order.iter().map(|&i| names[i as usize].clone()).collect();
