@@ -13,9 +13,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use arrow::datatypes::{
+    DataType, Field, FieldRef, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit,
+};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
+use parquet::basic::Encoding;
 use rayon::prelude::*;
 
 use super::auth::{is_signature_type, AuthDrops, RowAuth, SIG_COLUMN, SIG_EXPECTED};
@@ -245,7 +250,7 @@ fn group_reader(
     // file offset, and the reader seeks before each read, so groups decoded
     // side by side would read each other's bytes.
     let file = File::open(path).map_err(Error::read)?;
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, group_meta(meta, group));
     let mask = ProjectionMask::roots(builder.parquet_schema(), proj.wanted.iter().copied());
     builder
         .with_row_groups(vec![group])
@@ -253,6 +258,52 @@ fn group_reader(
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(Error::read)
+}
+
+/// `meta` with each name column of `group` decoded the cheaper way for
+/// how that group stored it. A column chunk whose data pages are all
+/// dictionary-encoded is read as a dictionary, so each distinct name is
+/// checked and interned once, not once per row. One whose dictionary
+/// overflowed into plain pages is read as plain strings even where the
+/// file declares a dictionary type, because the decoder would otherwise
+/// hash every row to rebuild a dictionary that we then hash again.
+/// Without page-encoding statistics in the footer, the file's declared
+/// types stand. Either way the values, and so the ids, are the same.
+fn group_meta(meta: &ArrowReaderMetadata, group: usize) -> ArrowReaderMetadata {
+    let schema = meta.schema();
+    let chunks = meta.metadata().row_group(group).columns();
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    let mut changed = false;
+    for name in ["src", "dst", "layer"] {
+        let Some((i, field)) = schema.column_with_name(name) else {
+            continue;
+        };
+        let chunk = chunks.iter().find(|c| c.column_path().parts() == [name]);
+        let Some(mask) = chunk.and_then(|c| c.page_encoding_stats_mask()) else {
+            continue;
+        };
+        let all_dict = chunk.is_some_and(|c| c.dictionary_page_offset().is_some())
+            && (mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY));
+        let want = match (field.data_type(), all_dict) {
+            (DataType::Utf8, true) => {
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+            }
+            (DataType::Dictionary(_, v), false) if **v == DataType::Utf8 => DataType::Utf8,
+            _ => continue,
+        };
+        fields[i] = Arc::new(field.as_ref().clone().with_data_type(want));
+        changed = true;
+    }
+    if !changed {
+        return meta.clone();
+    }
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    // A hint the decoder refuses leaves the declared types.
+    ArrowReaderMetadata::try_new(
+        Arc::clone(meta.metadata()),
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .unwrap_or_else(|_| meta.clone())
 }
 
 /// One row group into its slot of the file's arrays (names numbered by the
@@ -410,9 +461,17 @@ fn string_ids(
     let a = cast(a, &DataType::Utf8)?;
     let s = a.as_string::<i32>();
     let mut out = Vec::with_capacity(s.len());
+    // Logs sorted by rater (or by time, one party busy) repeat a name on
+    // consecutive rows: a comparison with the last name saves the lookup.
+    let mut last: Option<(&str, u32)> = None;
     for i in 0..s.len() {
         let v = checked_name(s, i, name).map_err(|e| at_row(e, name, i, row0))?;
-        out.push(intern(v)?);
+        let id = match last {
+            Some((prev, id)) if prev == v => id,
+            _ => intern(v)?,
+        };
+        last = Some((v, id));
+        out.push(id);
     }
     Ok(out)
 }

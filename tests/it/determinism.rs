@@ -240,6 +240,118 @@ fn graph_bits(
     (g.agents.names().map(String::from).collect(), layers, counts)
 }
 
+/// Writes `rows` in row groups of 2,048 with a 2 KiB dictionary page limit,
+/// the name columns as plain strings or as dictionaries.
+fn write_small_dictionaries(path: &Path, rows: &[Row], as_dictionary: bool) {
+    use arrow::array::{Array, DictionaryArray, RecordBatch};
+    use arrow::datatypes::Int32Type;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let names = |f: fn(&Row) -> &str| -> arrow::array::ArrayRef {
+        let v: Vec<&str> = rows.iter().map(f).collect();
+        if as_dictionary {
+            std::sync::Arc::new(v.into_iter().collect::<DictionaryArray<Int32Type>>())
+        } else {
+            std::sync::Arc::new(arrow::array::StringArray::from(v))
+        }
+    };
+    let cols: Vec<(&str, arrow::array::ArrayRef)> = vec![
+        (
+            "ts",
+            std::sync::Arc::new(arrow::array::TimestampMillisecondArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+        ),
+        ("src", names(|r| &r.1)),
+        ("dst", names(|r| &r.2)),
+        ("layer", names(|r| &r.3)),
+        (
+            "outcome",
+            std::sync::Arc::new(arrow::array::Float64Array::from(
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "weight",
+            std::sync::Arc::new(arrow::array::Float64Array::from(
+                rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            )),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(cols).unwrap();
+    assert_eq!(batch.column(1).null_count(), 0);
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(2048))
+        .set_dictionary_page_size_limit(2048)
+        .build();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Whether each name column chunk of `path` has only dictionary-encoded
+/// data pages, per row group.
+fn all_dictionary_chunks(path: &Path) -> Vec<bool> {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for g in r.metadata().row_groups() {
+        for c in g.columns() {
+            if ["src", "dst"].contains(&c.column_path().string().as_str()) {
+                let mask = c.page_encoding_stats_mask().expect("encoding statistics");
+                out.push(mask.is_only(Encoding::RLE_DICTIONARY));
+            }
+        }
+    }
+    out
+}
+
+/// However a file stores its names (plain strings; dictionaries that hold
+/// every value of a row group; dictionaries that overflowed into plain
+/// pages; declared as strings or as dictionaries), the streaming ingest
+/// reads the same graph as the SQL plan. The reader picks the decoding per
+/// column chunk, so the file mixes both kinds of chunk.
+#[test]
+fn every_storage_of_names_reads_the_same_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = bitcoin_rows();
+    // Sorted by rater: a row group's raters are few (their dictionary holds
+    // them all), its rated agents many (their dictionary overflows).
+    rows.sort_by(|a, b| (a.1.len(), &a.1).cmp(&(b.1.len(), &b.1)));
+    let plain = dir.path().join("plain.parquet");
+    write_log(&plain, &rows);
+    let want = graph_bits(
+        std::slice::from_ref(&plain),
+        trustmesh::ingest::IngestEngine::Sql,
+        &Default::default(),
+        &[],
+    );
+    for as_dictionary in [false, true] {
+        let p = dir.path().join(format!("dict-{as_dictionary}.parquet"));
+        write_small_dictionaries(&p, &rows, as_dictionary);
+        let kinds = all_dictionary_chunks(&p);
+        assert!(
+            kinds.contains(&true) && kinds.contains(&false),
+            "both kinds of chunk: {kinds:?}"
+        );
+        for file in [&p, &plain] {
+            let got = graph_bits(
+                std::slice::from_ref(file),
+                trustmesh::ingest::IngestEngine::Stream,
+                &Default::default(),
+                &[],
+            );
+            assert_eq!(got, want, "{}", file.display());
+        }
+    }
+}
+
 /// The streaming integer ingest and the DataFusion SQL plan select the same
 /// rows and build the same graph, bit for bit, under every option: windows,
 /// decay, layer subsets with evidence layers, slashed raters; on three
