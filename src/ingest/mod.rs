@@ -166,7 +166,7 @@ impl LogTable {
                 }
             }
         }
-        let read = reader.finish();
+        let read = reader.finish()?;
         let kept = read.rows.len() as u64;
         let rows = auth_drops.unregistered_rater + auth_drops.bad_signature + kept;
         let data = match engine {

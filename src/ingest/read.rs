@@ -193,14 +193,18 @@ fn read_rows_inner(
         })
         .collect();
     let window = rayon::current_num_threads().max(1);
-    let keep_ts = rows.keeps_ts();
     for w in groups.chunks(window) {
         if let Some(a) = auth {
-            // Rows may be dropped: each group fills its own reader, appended
-            // after.
-            let done: Vec<Result<(RowReader, AuthDrops)>> = w
-                .par_iter()
-                .map(|&(g, row0)| read_group_auth(path, &meta, &proj, g, row0, a, keep_ts))
+            // Rows may be dropped: each group fills its own part of the
+            // reader (same agent ids), appended after.
+            let parts: Vec<RowReader> = w
+                .iter()
+                .map(|&(g, _)| rows.part(meta.metadata().row_group(g).num_rows().max(0) as usize))
+                .collect();
+            let done: Vec<Result<(RowReader, AuthDrops)>> = parts
+                .into_par_iter()
+                .zip(w.par_iter())
+                .map(|(part, &(g, row0))| read_group_auth(path, &meta, &proj, g, row0, a, part))
                 .collect();
             for d in done {
                 let (part, part_drops) = d?;
@@ -326,8 +330,8 @@ fn read_group(
     Ok(slot.finish())
 }
 
-/// One row group into its own [`RowReader`], keeping the rows `auth`
-/// accepts.
+/// One row group into `out`, a part of the file's reader, keeping the rows
+/// `auth` accepts.
 fn read_group_auth(
     path: &Path,
     meta: &ArrowReaderMetadata,
@@ -335,10 +339,8 @@ fn read_group_auth(
     group: usize,
     mut row0: u64,
     auth: &RowAuth,
-    keep_ts: bool,
+    mut out: RowReader,
 ) -> Result<(RowReader, AuthDrops)> {
-    let rows = meta.metadata().row_group(group).num_rows().max(0) as usize;
-    let mut out = RowReader::with_capacity(rows, keep_ts);
     let mut drops = AuthDrops::default();
     for batch in group_reader(path, meta, proj, group)? {
         let batch = batch.map_err(Error::read)?;

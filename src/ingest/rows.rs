@@ -19,15 +19,19 @@ use rustc_hash::FxHashSet;
 
 use super::DropCounts;
 use crate::error::{Error, Result};
-use crate::graph::ids::{numbering, Interner};
+use std::sync::Arc;
+
+use crate::graph::ids::{numbering, Interner, SharedInterner};
 use crate::graph::{AgentIndex, Entry};
 
-/// Rows of every file as integers, in reading order, with first-seen ids
-/// until [`RowReader::finish`] maps them to canonical ones.
+/// Rows of every file as integers, in reading order, with ids in the order
+/// the names were met until [`RowReader::finish`] maps them to canonical
+/// ones.
 #[derive(Debug, Default)]
 pub(crate) struct RowReader {
     rows: Rows,
-    agents: Interner,
+    /// Shared with the row groups filling slots and with [`RowReader::part`]s.
+    agents: Arc<SharedInterner>,
     layers: Interner,
     latest: Option<i64>,
     /// Whether `rows.ts` is filled (see [`RowReader::with_capacity`]); the
@@ -77,13 +81,18 @@ impl RowReader {
         }
     }
 
+    /// An empty reader for up to `rows` rows whose agent ids are ours, to
+    /// be appended by [`RowReader::absorb`].
+    pub fn part(&self, rows: usize) -> Self {
+        RowReader {
+            agents: Arc::clone(&self.agents),
+            ..Self::with_capacity(rows, self.keep_ts)
+        }
+    }
+
     /// Rows read so far.
     pub fn len(&self) -> usize {
         self.rows.len()
-    }
-
-    pub fn keeps_ts(&self) -> bool {
-        self.keep_ts
     }
 
     /// Grows the arrays by the sizes given and hands out one slot per size,
@@ -91,6 +100,7 @@ impl RowReader {
     /// by itself); [`RowReader::absorb_group`] then merges each slot.
     pub fn slots(&mut self, sizes: &[usize]) -> Vec<GroupRows<'_>> {
         let r = &mut self.rows;
+        let agents = &*self.agents;
         let start = r.entries.len();
         let total: usize = sizes.iter().sum();
         let blank = Entry {
@@ -122,6 +132,7 @@ impl RowReader {
             let (l0, l1) = std::mem::take(&mut l).split_at_mut(n);
             (e, t, l) = (e1, t1, l1);
             out.push(GroupRows {
+                agents,
                 entries: e0,
                 ts: t0,
                 layer: l0,
@@ -132,26 +143,24 @@ impl RowReader {
         out
     }
 
-    /// Merges the names of the group whose slot starts at row `start` and
-    /// maps its rows' ids to ours.
+    /// Merges the layer names of the group whose slot starts at row `start`
+    /// and maps its rows' layer ids to ours (its agent ids are ours).
     pub fn absorb_group(&mut self, start: usize, names: GroupNames) -> Result<()> {
-        let agents = self.agents.absorb(&names.agents)?;
         let layers = self.layers.absorb(&names.layers)?;
         self.latest = later(self.latest, names.latest);
         let end = start + names.len;
-        let r = &mut self.rows;
-        renumber(
-            &mut r.entries[start..end],
-            &mut r.layer[start..end],
-            &agents,
-            &layers,
-        );
+        renumber_layers(&mut self.rows.layer[start..end], &layers);
         Ok(())
     }
 
-    /// Appends `other`'s rows after ours, its ids mapped to ours.
+    /// Appends the rows of `other`, one of our [`RowReader::part`]s, after
+    /// ours, its layer ids mapped to ours.
     pub fn absorb(&mut self, other: RowReader) -> Result<()> {
-        let agents = self.agents.absorb(&other.agents)?;
+        if !Arc::ptr_eq(&self.agents, &other.agents) {
+            return Err(Error::internal(
+                "row reader: absorbing rows numbered by another interner",
+            ));
+        }
         let layers = self.layers.absorb(&other.layers)?;
         self.latest = later(self.latest, other.latest);
         let r = &mut self.rows;
@@ -162,18 +171,13 @@ impl RowReader {
         let start = r.len();
         r.layer.extend_from_slice(&o.layer);
         r.entries.extend_from_slice(&o.entries);
-        renumber(
-            &mut r.entries[start..],
-            &mut r.layer[start..],
-            &agents,
-            &layers,
-        );
+        renumber_layers(&mut r.layer[start..], &layers);
         Ok(())
     }
 
     /// Maps the first-seen ids to canonical ones (agents in
     /// [`AgentIndex`] order, layers sorted by name).
-    pub fn finish(self) -> ReadRows {
+    pub fn finish(self) -> Result<ReadRows> {
         let RowReader {
             mut rows,
             agents,
@@ -181,17 +185,19 @@ impl RowReader {
             latest,
             keep_ts: _,
         } = self;
-        let (agents, remap) = AgentIndex::from_interner(agents);
+        let agents = Arc::try_unwrap(agents)
+            .map_err(|_| Error::internal("row reader: a part outlived the reading"))?;
+        let (agents, remap) = agents.into_index()?;
         let names = layers.into_names();
         let (order, lremap) = numbering(&names, |a, b| a.cmp(b));
         let layers = order.iter().map(|&i| names[i as usize].clone()).collect();
         renumber(&mut rows.entries, &mut rows.layer, &remap, &lremap);
-        ReadRows {
+        Ok(ReadRows {
             rows,
             agents,
             layers,
             latest_ts_ms: latest,
-        }
+        })
     }
 }
 
@@ -201,6 +207,11 @@ fn renumber(entries: &mut [Entry], layer: &mut [u32], agents: &[u32], layers: &[
         e.src = agents[e.src as usize];
         e.dst = agents[e.dst as usize];
     });
+    renumber_layers(layer, layers);
+}
+
+/// Maps rows' layer ids through `layers` (old id → new id).
+fn renumber_layers(layer: &mut [u32], layers: &[u32]) {
     layer.par_iter_mut().for_each(|l| *l = layers[*l as usize]);
 }
 
@@ -261,10 +272,10 @@ impl RowSink for RowReader {
     }
 }
 
-/// A row group's names, numbered by the group itself, and what it filled.
+/// A row group's layer names, numbered by the group itself, and what it
+/// filled.
 #[derive(Debug, Default)]
 pub(crate) struct GroupNames {
-    agents: Interner,
     layers: Interner,
     latest: Option<i64>,
     /// Rows written into the slot.
@@ -273,6 +284,7 @@ pub(crate) struct GroupNames {
 
 /// One row group's slot of the file's row arrays (see [`RowReader::slots`]).
 pub(crate) struct GroupRows<'a> {
+    agents: &'a SharedInterner,
     entries: &'a mut [Entry],
     /// `None` when the reader does not keep timestamps.
     ts: Option<&'a mut [i64]>,
@@ -291,7 +303,7 @@ impl GroupRows<'_> {
 
 impl RowSink for GroupRows<'_> {
     fn agent_id(&mut self, name: &str) -> Result<u32> {
-        self.names.agents.id(name)
+        self.agents.id(name)
     }
     fn layer_id(&mut self, name: &str) -> Result<u32> {
         self.names.layers.id(name)
