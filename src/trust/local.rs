@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use super::matrix::{PullBuilder, TrustMatrix};
 use crate::error::{params, Error, Result};
 use crate::graph::MultiGraph;
@@ -129,71 +131,122 @@ pub fn build_matrices(
             }
         }
     }
-    let mut pos_entries = PullBuilder::new(pos_slots)?;
-    let mut neg_entries = PullBuilder::new(neg_slots)?;
+    let pos_entries = PullBuilder::new(pos_slots)?;
+    let neg_entries = PullBuilder::new(neg_slots)?;
     let mut deficit = vec![0.0f64; n];
-    for sl in &cfg.layers {
-        let layer = &g.layers[sl.index];
-        let lambda = sl.weight;
-        let gate = cfg.gates.get(&sl.index);
-        for (i, d) in deficit.iter_mut().enumerate() {
-            let (mut pos, mut neg) = (0.0f64, 0.0f64);
-            for (_, s, _) in layer.row(i) {
-                if s > 0.0 {
-                    pos += s;
-                } else if s < 0.0 {
-                    neg -= s;
-                }
-            }
-            if !(pos.is_finite() && neg.is_finite()) {
-                // Finite pair sums can still overflow across a row; dividing by
-                // an infinite total would silently zero the rater's trust.
-                return Err(Error::invalid(format!(
-                    "layer `{}`: the trust `{}` gives its ratees adds up to {:e}, beyond what a \
-                     64-bit float holds (~1.8e308); scale the weights down",
-                    layer.name,
-                    g.agents.name(i as u32),
-                    if pos.is_finite() { -neg } else { pos }
-                )));
-            }
-            if neg > 0.0 {
-                for (j, s, _) in layer.row(i) {
-                    if s < 0.0 {
-                        neg_entries.push(i as u32, j, lambda * (-s / neg))?;
+    // Blocks of sources on all threads. A block runs the layers in order,
+    // so each deficit sums its layers in the same order as on one thread,
+    // and each target's entries are put in order by `finish` whatever order
+    // they arrive in. Of several errors, the first in (layer, source)
+    // order is reported, the one a single thread would meet first.
+    let errors: Vec<(usize, usize, Error)> = deficit
+        .par_chunks_mut(SOURCES_PER_TASK)
+        .enumerate()
+        .filter_map(|(b, block)| {
+            let i0 = b * SOURCES_PER_TASK;
+            for (l, sl) in cfg.layers.iter().enumerate() {
+                for (k, d) in block.iter_mut().enumerate() {
+                    let row = SourceRow {
+                        g,
+                        cfg,
+                        layer: sl,
+                        i: i0 + k,
+                    };
+                    if let Err(e) = row.fill(d, &pos_entries, &neg_entries) {
+                        return Some((l, i0 + k, e));
                     }
                 }
             }
-            if pos <= 0.0 {
-                *d += lambda;
-                continue;
-            }
-            let mut cut = 0.0f64;
-            for (j, s, _) in layer.row(i) {
-                if s <= 0.0 {
-                    continue;
-                }
-                let c = s / pos;
-                let mut f = if sl.cheap {
-                    corroboration(g, cfg, i as u32, j)
-                } else {
-                    1.0
-                };
-                if let Some(gate) = gate {
-                    f *= gate[i];
-                }
-                if f < 1.0 {
-                    cut += (1.0 - f) * c;
-                }
-                pos_entries.push(i as u32, j, lambda * f * c)?;
-            }
-            if cut > 0.0 {
-                *d += lambda * cut;
-            }
-        }
+            None
+        })
+        .collect();
+    if let Some((_, _, e)) = errors.into_iter().min_by_key(|&(l, i, _)| (l, i)) {
+        return Err(e);
     }
     let trust = pos_entries.finish(deficit)?;
     let distrust = neg_entries.finish(vec![0.0; n])?;
     Ok((trust, distrust))
+}
+
+/// Sources per parallel task of [`build_matrices`].
+const SOURCES_PER_TASK: usize = 1 << 12;
+
+/// One source's row of one scored layer.
+struct SourceRow<'a> {
+    g: &'a MultiGraph,
+    cfg: &'a LocalTrustConfig,
+    layer: &'a ScoredLayer,
+    i: usize,
+}
+
+impl SourceRow<'_> {
+    /// Puts the row's normalised entries into the matrices and adds what it
+    /// leaves to the pre-trust (no positive trust, or trust cut by
+    /// corroboration or a gate) to `d`, the source's deficit.
+    fn fill(
+        &self,
+        d: &mut f64,
+        pos_entries: &PullBuilder,
+        neg_entries: &PullBuilder,
+    ) -> Result<()> {
+        let (g, cfg, sl, i) = (self.g, self.cfg, self.layer, self.i);
+        let layer = &g.layers[sl.index];
+        let lambda = sl.weight;
+        let (mut pos, mut neg) = (0.0f64, 0.0f64);
+        for (_, s, _) in layer.row(i) {
+            if s > 0.0 {
+                pos += s;
+            } else if s < 0.0 {
+                neg -= s;
+            }
+        }
+        if !(pos.is_finite() && neg.is_finite()) {
+            // Finite pair sums can still overflow across a row; dividing by
+            // an infinite total would silently zero the rater's trust.
+            return Err(Error::invalid(format!(
+                "layer `{}`: the trust `{}` gives its ratees adds up to {:e}, beyond what a \
+                 64-bit float holds (~1.8e308); scale the weights down",
+                layer.name,
+                g.agents.name(i as u32),
+                if pos.is_finite() { -neg } else { pos }
+            )));
+        }
+        if neg > 0.0 {
+            for (j, s, _) in layer.row(i) {
+                if s < 0.0 {
+                    neg_entries.push(i as u32, j, lambda * (-s / neg))?;
+                }
+            }
+        }
+        if pos <= 0.0 {
+            *d += lambda;
+            return Ok(());
+        }
+        let gate = cfg.gates.get(&sl.index);
+        let mut cut = 0.0f64;
+        for (j, s, _) in layer.row(i) {
+            if s <= 0.0 {
+                continue;
+            }
+            let c = s / pos;
+            let mut f = if sl.cheap {
+                corroboration(g, cfg, i as u32, j)
+            } else {
+                1.0
+            };
+            if let Some(gate) = gate {
+                f *= gate[i];
+            }
+            if f < 1.0 {
+                cut += (1.0 - f) * c;
+            }
+            pos_entries.push(i as u32, j, lambda * f * c)?;
+        }
+        if cut > 0.0 {
+            *d += lambda * cut;
+        }
+        Ok(())
+    }
 }
 
 /// f = β + (1-β)·min(1, v(i,j)/τ), v summed over costly layers in order, i→j then j→i.
@@ -241,6 +294,33 @@ mod tests {
         let e = e.to_string();
         assert!(e.contains("layer `x`: the trust `b` gives"), "{e}");
         assert!(e.contains("inf"), "{e}");
+    }
+
+    #[test]
+    fn of_several_overflowing_rows_the_first_in_layer_then_source_order_is_reported() {
+        // Sources in different parallel blocks: layer `y` (the second) has
+        // an overflowing row at source 5, layer `x` at sources 9000 and
+        // 6000; a single thread meets x's 6000 first.
+        let n = 3 * SOURCES_PER_TASK;
+        let agents = AgentIndex::from_names((0..n).map(|i| format!("r{i}")));
+        let id = |i: usize| agents.id(&format!("r{i}")).unwrap();
+        let mut b = GraphBuilder::new(agents.clone(), vec!["x".into(), "y".into()]);
+        for (l, src) in [(1, 5), (0, 9000), (0, 6000)] {
+            b.push(l, id(src), id(src + 1), 1e308, 1.0);
+            b.push(l, id(src), id(src + 2), 1e308, 1.0);
+        }
+        let g = b.build().unwrap();
+        for threads in [1, 2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let e = pool
+                .install(|| build_matrices(&g, &LocalTrustConfig::uniform(&g)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("layer `x`: the trust `r6000` gives"), "{e}");
+        }
     }
 
     #[test]

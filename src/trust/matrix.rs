@@ -4,6 +4,8 @@
 //! sequential sum written by one thread, which is what makes the CPU path
 //! deterministic without atomics and lets the GPU assign rows to lanes.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -78,7 +80,7 @@ impl TrustMatrix {
         for &(_, j, _) in &entries {
             slots[j as usize] += 1;
         }
-        let mut b = PullBuilder::new(slots)?;
+        let b = PullBuilder::new(slots)?;
         for (i, j, c) in entries.drain(..) {
             b.push(i, j, c)?;
         }
@@ -191,10 +193,13 @@ impl TrustMatrix {
 pub(crate) struct PullBuilder {
     /// Per target j: its slots are `start[j]..start[j + 1]`.
     start: Vec<u32>,
-    /// Per target: slots filled so far.
-    filled: Vec<u32>,
-    src: Vec<u32>,
-    w: Vec<f64>,
+    /// Per target: slots taken so far. Atomic, as are the slots, so that
+    /// sources are pushed from all threads; [`PullBuilder::finish`] orders
+    /// each target's entries, so the order they arrive in does not matter.
+    filled: Vec<AtomicU32>,
+    src: Vec<AtomicU32>,
+    /// Bits of the f64 weights.
+    w: Vec<AtomicU64>,
 }
 
 /// Targets per parallel task of [`PullBuilder::finish`].
@@ -217,30 +222,31 @@ impl PullBuilder {
             })?);
         }
         drop(slots);
+        let zeros = |n: usize| (0..n).map(|_| AtomicU32::new(0)).collect();
         Ok(PullBuilder {
             start,
-            filled: vec![0; n],
-            // Zeroed allocations: pages count only once written.
-            src: vec![0; total as usize],
-            w: vec![0.0; total as usize],
+            filled: zeros(n),
+            src: zeros(total as usize),
+            w: (0..total).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
     /// Adds C(i, j) = c.
-    pub fn push(&mut self, i: u32, j: u32, c: f64) -> Result<()> {
+    pub fn push(&self, i: u32, j: u32, c: f64) -> Result<()> {
         if c == 0.0 {
             return Ok(());
         }
         let j = j as usize;
-        let at = self.start[j] + self.filled[j];
-        if at >= self.start[j + 1] {
+        // Slots are handed out once each; what a slot holds is read only
+        // after the pushing threads are joined.
+        let at = self.start[j] as u64 + self.filled[j].fetch_add(1, Ordering::Relaxed) as u64;
+        if at >= self.start[j + 1] as u64 {
             return Err(Error::internal(
                 "trust matrix: a target received more entries than counted",
             ));
         }
-        self.src[at as usize] = i;
-        self.w[at as usize] = c;
-        self.filled[j] += 1;
+        self.src[at as usize].store(i, Ordering::Relaxed);
+        self.w[at as usize].store(c.to_bits(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -249,10 +255,17 @@ impl PullBuilder {
     pub fn finish(self, deficit: Vec<f64>) -> Result<TrustMatrix> {
         let PullBuilder {
             start,
-            mut filled,
-            mut src,
-            mut w,
+            filled,
+            src,
+            w,
         } = self;
+        // Same layouts: these collect in place, without a second copy.
+        let mut filled: Vec<u32> = filled.into_iter().map(AtomicU32::into_inner).collect();
+        let mut src: Vec<u32> = src.into_iter().map(AtomicU32::into_inner).collect();
+        let mut w: Vec<f64> = w
+            .into_iter()
+            .map(|x| f64::from_bits(x.into_inner()))
+            .collect();
         let n = filled.len();
         if deficit.len() != n {
             return Err(Error::invalid("deficit length differs from agent count"));
