@@ -229,30 +229,30 @@ impl SharedInterner {
                     .map_err(|_| Error::internal("a thread interning names panicked"))
             })
             .collect::<Result<Vec<Interner>>>()?;
-        // All names in (shard, number) order, then canonical ids.
+        // Canonical ids straight from the shards: the names are not copied
+        // into one list first (at 5.2M agents that copy was 0.15 GB of the
+        // job's peak).
         let most = shards.iter().map(Interner::len).max().unwrap_or(0);
-        let count = shards.iter().map(Interner::len).sum();
-        let bytes = shards.iter().map(|s| s.names.text.len()).sum();
-        let mut all = Arena::with_capacity(count, bytes);
-        let mut hashes = Vec::with_capacity(count);
-        let mut first = Vec::with_capacity(SHARDS);
-        for shard in shards {
-            first.push(all.len() as u32);
-            for k in 0..shard.len() as u32 {
-                all.push(shard.names.get(k));
-            }
-            hashes.extend_from_slice(&shard.hashes);
-        }
-        let (index, canonical) = AgentIndex::from_arena(all, hashes);
-        let mut remap = vec![u32::MAX; most * SHARDS];
-        for (shard, &base) in first.iter().enumerate() {
-            let end = first
-                .get(shard + 1)
-                .map_or(canonical.len(), |&e| e as usize);
-            for (local, &c) in canonical[base as usize..end].iter().enumerate() {
-                remap[local * SHARDS + shard] = c;
-            }
-        }
+        let ids = (0..most).flat_map(|local| {
+            shards
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| local < s.len())
+                .map(move |(shard, _)| (local * SHARDS + shard) as u32)
+        });
+        let at = |id: u32| (&shards[id as usize % SHARDS], id / SHARDS as u32);
+        let (index, remap) = AgentIndex::from_numbered(
+            ids,
+            most * SHARDS,
+            |id| {
+                let (s, k) = at(id);
+                s.names.get(k)
+            },
+            |id| {
+                let (s, k) = at(id);
+                s.hashes[k as usize]
+            },
+        );
         Ok((index, remap))
     }
 }
@@ -270,25 +270,37 @@ impl AgentIndex {
         Self::from_sorted(names.iter().map(String::as_str))
     }
 
-    /// Builds the index from distinct names and their hashes, and returns it
-    /// with the map from the names' positions to canonical ids. The names
-    /// are sorted on all threads (they are distinct, so the order is the
-    /// same on any number) and their kept hashes fill the table.
-    fn from_arena(names: Arena, hashes: Vec<u64>) -> (Self, Vec<u32>) {
+    /// Builds the index from distinct names numbered by `ids` (below
+    /// `id_space`), `name` and `hash` giving each one's name and hash, and
+    /// returns it with the map from those numbers to canonical ids (numbers
+    /// not in `ids` map to `u32::MAX`). The names are sorted on all threads
+    /// (they are distinct, so the order is the same on any number) and
+    /// their kept hashes fill the table.
+    fn from_numbered<'a>(
+        ids: impl Iterator<Item = u32>,
+        id_space: usize,
+        name: impl Fn(u32) -> &'a str + Sync,
+        hash: impl Fn(u32) -> u64,
+    ) -> (Self, Vec<u32>) {
         use rayon::prelude::*;
-        let mut order: Vec<u32> = (0..names.len() as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| canonical_cmp(names.get(a), names.get(b)));
-        let mut remap = vec![0u32; order.len()];
-        let mut sorted = Arena::with_capacity(order.len(), names.text.len());
-        let mut ids = hashbrown::HashTable::with_capacity(order.len());
+        let mut order: Vec<u32> = ids.collect();
+        order.par_sort_unstable_by(|&a, &b| canonical_cmp(name(a), name(b)));
+        let bytes = order.iter().map(|&k| name(k).len()).sum();
+        let mut remap = vec![u32::MAX; id_space];
+        let mut sorted = Arena::with_capacity(order.len(), bytes);
+        let mut table = hashbrown::HashTable::with_capacity(order.len());
         for (id, &old) in order.iter().enumerate() {
             remap[old as usize] = id as u32;
-            sorted.push(names.get(old));
-            ids.insert_unique(hashes[old as usize], id as u32, |&k| {
-                hashes[order[k as usize] as usize]
-            });
+            sorted.push(name(old));
+            table.insert_unique(hash(old), id as u32, |&k| hash(order[k as usize]));
         }
-        (AgentIndex { names: sorted, ids }, remap)
+        (
+            AgentIndex {
+                names: sorted,
+                ids: table,
+            },
+            remap,
+        )
     }
 
     /// Names distinct and in canonical order.
