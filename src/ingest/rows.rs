@@ -14,13 +14,13 @@
 //! path is tested against bit for bit): trust = (weight·outcome)·decay,
 //! volume = weight·decay, decay = 2^((ts - now) / half-life in ms).
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
 use super::DropCounts;
 use crate::error::{Error, Result};
-use std::sync::Arc;
-
 use crate::graph::ids::{numbering, Interner, SharedInterner};
 use crate::graph::{AgentIndex, Entry};
 
@@ -96,8 +96,9 @@ impl RowReader {
     }
 
     /// Grows the arrays by the sizes given and hands out one slot per size,
-    /// in order, for row groups to fill side by side (each numbering names
-    /// by itself); [`RowReader::absorb_group`] then merges each slot.
+    /// in order, for row groups to fill side by side (agents numbered in our
+    /// shared interner, layers by each group itself);
+    /// [`RowReader::absorb_group`] then merges each slot's layer names.
     pub fn slots(&mut self, sizes: &[usize]) -> Vec<GroupRows<'_>> {
         let r = &mut self.rows;
         let agents = &*self.agents;
@@ -175,7 +176,7 @@ impl RowReader {
         Ok(())
     }
 
-    /// Maps the first-seen ids to canonical ones (agents in
+    /// Maps the provisional ids to canonical ones (agents in
     /// [`AgentIndex`] order, layers sorted by name).
     pub fn finish(self) -> Result<ReadRows> {
         let RowReader {
