@@ -194,13 +194,14 @@ fn read_rows_inner(
         .collect();
     let window = rayon::current_num_threads().max(1);
     for w in groups.chunks(window) {
+        let sizes: Vec<usize> = w
+            .iter()
+            .map(|&(g, _)| meta.metadata().row_group(g).num_rows().max(0) as usize)
+            .collect();
         if let Some(a) = auth {
             // Rows may be dropped: each group fills its own part of the
             // reader (same agent ids), appended after.
-            let parts: Vec<RowReader> = w
-                .iter()
-                .map(|&(g, _)| rows.part(meta.metadata().row_group(g).num_rows().max(0) as usize))
-                .collect();
+            let parts: Vec<RowReader> = sizes.iter().map(|&n| rows.part(n)).collect();
             let done: Vec<Result<(RowReader, AuthDrops)>> = parts
                 .into_par_iter()
                 .zip(w.par_iter())
@@ -216,10 +217,6 @@ fn read_rows_inner(
         }
         // Every row is kept: each group writes straight into its slot of the
         // file's arrays, so rows are never copied or held twice.
-        let sizes: Vec<usize> = w
-            .iter()
-            .map(|&(g, _)| meta.metadata().row_group(g).num_rows().max(0) as usize)
-            .collect();
         let base = rows.len();
         let slots = rows.slots(&sizes);
         let done: Vec<Result<GroupNames>> = slots
@@ -310,8 +307,8 @@ fn group_meta(meta: &ArrowReaderMetadata, group: usize) -> ArrowReaderMetadata {
     .unwrap_or_else(|_| meta.clone())
 }
 
-/// One row group into its slot of the file's arrays (names numbered by the
-/// group).
+/// One row group into its slot of the file's arrays (agent names numbered
+/// in the reader's shared interner, layer names by the group).
 fn read_group(
     path: &Path,
     meta: &ArrowReaderMetadata,

@@ -145,11 +145,13 @@ pub fn build_matrices(
         .filter_map(|(b, block)| {
             let i0 = b * SOURCES_PER_TASK;
             for (l, sl) in cfg.layers.iter().enumerate() {
+                let gate = cfg.gates.get(&sl.index);
                 for (k, d) in block.iter_mut().enumerate() {
                     let row = SourceRow {
                         g,
                         cfg,
                         layer: sl,
+                        gate,
                         i: i0 + k,
                     };
                     if let Err(e) = row.fill(d, &pos_entries, &neg_entries) {
@@ -176,6 +178,9 @@ struct SourceRow<'a> {
     g: &'a MultiGraph,
     cfg: &'a LocalTrustConfig,
     layer: &'a ScoredLayer,
+    /// The layer's gate, if it has one (`cfg.gates`, looked up once per
+    /// layer and block rather than per source).
+    gate: Option<&'a Vec<f64>>,
     i: usize,
 }
 
@@ -222,7 +227,7 @@ impl SourceRow<'_> {
             *d += lambda;
             return Ok(());
         }
-        let gate = cfg.gates.get(&sl.index);
+        let gate = self.gate;
         let mut cut = 0.0f64;
         for (j, s, _) in layer.row(i) {
             if s <= 0.0 {
